@@ -1,0 +1,61 @@
+# containarium.fleet — every install and test step lives here (CI starts from a bare machine).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON_BASE ?= $(shell command -v python3.11 || ls /root/.pyenv/versions/3.11*/bin/python3 2>/dev/null | head -1 || command -v python3)
+VENV        := .venv
+PY          := $(VENV)/bin/python
+BIN         := $(VENV)/bin
+COLL_ROOT   := build/collections
+COLL_LINK   := $(COLL_ROOT)/ansible_collections/containarium/fleet
+SANITY_ROOT := build/sanity/ansible_collections/containarium/fleet
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
+
+.PHONY: help venv collection sandbox sandbox-down demo test test-unit test-integration \
+        test-sanity test-lint test-molecule benchmarks clean
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
+
+$(VENV)/.stamp: requirements.txt requirements-test.txt
+	test -x $(PY) || $(PYTHON_BASE) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -U pip
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-test.txt
+	touch $@
+
+venv: $(VENV)/.stamp  ## controller venv: ansible-core 2.19, pylxd, google-auth, test tools
+
+collection:  ## expose the checkout as containarium.fleet under build/collections
+	@mkdir -p $(dir $(COLL_LINK))
+	@ln -sfn ../../../.. $(COLL_LINK)
+
+sandbox:  ## local Incus (packages, incusd, pool, bridge, cached images); idempotent
+	tests/sandbox/incus_up.sh
+
+demo: venv collection sandbox  ## the main job: sandbox + playbooks/scale_out.yml
+	tests/sandbox/demo.sh
+
+test: venv collection  ## everything CI runs; prints the counts
+	$(PY) tests/run_all.py
+
+test-unit: venv collection  ## pytest unit tests (no Incus needed for most)
+	$(PY) -m pytest -q tests/unit
+
+test-integration: venv collection sandbox  ## modules and playbooks against real Incus
+	$(PY) -m pytest -q tests/integration
+
+test-sanity: venv  ## ansible-test sanity on a copy of the collection
+	tests/sandbox/sanity.sh
+
+test-lint: venv collection  ## ansible-lint (production profile, offline)
+	$(BIN)/ansible-lint --offline
+
+test-molecule: venv collection sandbox  ## every role's Molecule scenario on Incus containers
+	tests/sandbox/molecule_all.sh
+
+benchmarks: venv collection sandbox  ## re-run the benchmarks and rewrite benchmarks/RESULTS.md
+	$(PY) benchmarks/run.py
+
+clean:  ## remove build artefacts (keeps the venv and the image cache)
+	rm -rf build tests/output .pytest_cache

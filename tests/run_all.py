@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""`make test`: every stage CI runs, in order, with one summary of counts at the end.
+
+A failing stage does not stop the later ones (so one run shows everything that is broken),
+but any failure makes the exit status non-zero. Counts come from each tool's own report:
+pytest's JUnit XML, ansible-test's per-test lines, molecule_all.sh's closing line.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+BIN = REPO / ".venv" / "bin"
+BUILD = REPO / "build"
+
+
+def run(cmd, log_name):
+    """Run a stage command, streaming its output to the terminal and to build/logs/<log_name>."""
+    log_path = BUILD / "logs" / log_name
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w", encoding="utf-8") as log:
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                text=True, env=dict(os.environ, PATH="%s:%s" % (BIN, os.environ["PATH"])))
+        for line in proc.stdout:
+            sys.stdout.write(line)
+            log.write(line)
+        return proc.wait(), log_path.read_text(encoding="utf-8")
+
+
+def junit_counts(path):
+    if not path.exists():
+        return None
+    root = ET.parse(path).getroot()
+    suites = [root] if root.tag == "testsuite" else list(root)
+    total = sum(int(s.get("tests", 0)) for s in suites)
+    failed = sum(int(s.get("failures", 0)) + int(s.get("errors", 0)) for s in suites)
+    skipped = sum(int(s.get("skipped", 0)) for s in suites)
+    return total - failed - skipped, failed, skipped
+
+
+def pytest_stage(name, paths):
+    xml = BUILD / ("junit-%s.xml" % name)
+    xml.unlink(missing_ok=True)
+    code, _ = run([str(BIN / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                   "--junitxml", str(xml), *paths], "%s.log" % name)
+    counts = junit_counts(xml)
+    if counts is None:
+        return 0, 1, 0
+    passed, failed, skipped = counts
+    # pytest exits 5 when it collected nothing: not a failure of the stage by itself.
+    if code not in (0, 5) and failed == 0:
+        failed = 1
+    return passed, failed, skipped
+
+
+def sanity_stage():
+    code, out = run([str(REPO / "tests" / "sandbox" / "sanity.sh")], "sanity.log")
+    ran = re.findall(r"^Running sanity test '([^']+)'", out, re.M)
+    failed_tests = set(re.findall(r"^FATAL: The \d+ sanity test\(s\) failed: (.*)$", out, re.M))
+    failed = len(", ".join(failed_tests).split(", ")) if failed_tests else 0
+    skipped = len(re.findall(r"^WARNING: Skipping sanity test '", out, re.M))
+    if code != 0 and failed == 0:
+        failed = 1
+    return max(len(ran) - failed - skipped, 0), failed, skipped
+
+
+def lint_stage():
+    code, _ = run([str(BIN / "ansible-lint"), "--offline"], "lint.log")
+    return (1, 0, 0) if code == 0 else (0, 1, 0)
+
+
+def molecule_stage():
+    script = REPO / "tests" / "sandbox" / "molecule_all.sh"
+    if not script.exists():
+        return 0, 0, 0
+    code, out = run([str(script)], "molecule.log")
+    match = re.findall(r"^(\d+) passed, (\d+) failed", out, re.M)
+    passed, failed = (int(match[-1][0]), int(match[-1][1])) if match else (0, 1)
+    if code != 0 and failed == 0:
+        failed = 1
+    return passed, failed, 0
+
+
+def setup_stage(cmd, log_name):
+    code, _ = run(cmd, log_name)
+    return (1, 0, 0) if code == 0 else (0, 1, 0)
+
+
+def main():
+    stages = [
+        ("sandbox", lambda: setup_stage([str(REPO / "tests" / "sandbox" / "incus_up.sh")], "sandbox.log")),
+        ("unit", lambda: pytest_stage("unit", ["tests/unit"])),
+        ("integration", lambda: pytest_stage("integration", ["tests/integration"])),
+        ("sanity", sanity_stage),
+        ("lint", lint_stage),
+        ("molecule", molecule_stage),
+    ]
+    only = set(sys.argv[1:])
+    results = []
+    for name, stage in stages:
+        if only and name not in only:
+            continue
+        print("\n===== %s =====" % name, flush=True)
+        start = time.monotonic()
+        passed, failed, skipped = stage()
+        results.append((name, passed, failed, skipped, time.monotonic() - start))
+        if name == "sandbox" and failed:
+            break  # nothing else can run without Incus
+    print("\n===== summary =====")
+    print("%-12s %7s %7s %7s %8s" % ("stage", "passed", "failed", "skipped", "seconds"))
+    for name, passed, failed, skipped, seconds in results:
+        print("%-12s %7d %7d %7d %8.0f" % (name, passed, failed, skipped, seconds))
+    total_passed = sum(r[1] for r in results)
+    total_failed = sum(r[2] for r in results)
+    total_skipped = sum(r[3] for r in results)
+    print("\n%d passed, %d failed, %d skipped" % (total_passed, total_failed, total_skipped))
+    return 1 if total_failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
