@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """`make test`: every stage CI runs, in order, with one summary of counts at the end.
 
 A failing stage does not stop the later ones (so one run shows everything that is broken),
@@ -48,7 +47,7 @@ def junit_counts(path):
 def pytest_stage(name, paths):
     xml = BUILD / ("junit-%s.xml" % name)
     xml.unlink(missing_ok=True)
-    code, _ = run([str(BIN / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider",
+    code, _output = run([str(BIN / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider",
                    "--junitxml", str(xml), *paths], "%s.log" % name)
     counts = junit_counts(xml)
     if counts is None:
@@ -62,17 +61,17 @@ def pytest_stage(name, paths):
 
 def sanity_stage():
     code, out = run([str(REPO / "tests" / "sandbox" / "sanity.sh")], "sanity.log")
-    ran = re.findall(r"^Running sanity test '([^']+)'", out, re.M)
-    failed_tests = set(re.findall(r"^FATAL: The \d+ sanity test\(s\) failed: (.*)$", out, re.M))
-    failed = len(", ".join(failed_tests).split(", ")) if failed_tests else 0
-    skipped = len(re.findall(r"^WARNING: Skipping sanity test '", out, re.M))
+    ran = re.findall(r"^Running sanity test [\"']([^\"']+)[\"']", out, re.M)
+    failed_line = re.search(r"^FATAL: The (\d+) sanity test\(s\) listed below", out, re.M)
+    failed = int(failed_line.group(1)) if failed_line else 0
+    skipped = len(re.findall(r"^WARNING: Skipping sanity test", out, re.M))
     if code != 0 and failed == 0:
         failed = 1
     return max(len(ran) - failed - skipped, 0), failed, skipped
 
 
 def lint_stage():
-    code, _ = run([str(BIN / "ansible-lint"), "--offline"], "lint.log")
+    code, _output = run([str(BIN / "ansible-lint"), "--offline"], "lint.log")
     return (1, 0, 0) if code == 0 else (0, 1, 0)
 
 
@@ -89,7 +88,7 @@ def molecule_stage():
 
 
 def setup_stage(cmd, log_name):
-    code, _ = run(cmd, log_name)
+    code, _output = run(cmd, log_name)
     return (1, 0, 0) if code == 0 else (0, 1, 0)
 
 

@@ -12,6 +12,9 @@ WORK="$(mktemp -d "$REPO/build/sanity.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
 DEST="$WORK/ansible_collections/containarium/fleet"
 
+# The shellcheck sanity test is skipped (not failed) without the tool; make it run.
+command -v shellcheck >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq shellcheck >/dev/null; }
+
 pip_version="$("$PY" - <<'PY'
 import re, ansible_test, pathlib
 src = (pathlib.Path(ansible_test.__file__).parent / "_internal/python_requirements.py").read_text()
