@@ -94,7 +94,8 @@ def setup_stage(cmd, log_name):
 
 def main():
     stages = [
-        ("sandbox", lambda: setup_stage([str(REPO / "tests" / "sandbox" / "incus_up.sh")], "sandbox.log")),
+        ("sandbox", lambda: setup_stage(["bash", "-c", "tests/sandbox/incus_up.sh && tests/sandbox/clean_leftovers.sh"],
+                                        "sandbox.log")),
         ("unit", lambda: pytest_stage("unit", ["tests/unit"])),
         ("integration", lambda: pytest_stage("integration", ["tests/integration"])),
         ("sanity", sanity_stage),

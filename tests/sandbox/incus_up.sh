@@ -51,6 +51,8 @@ start_incusd() {
   rm -f "$SOCKET" /var/lib/incus/unix.socket.user
   # lxcfs gives containers a truthful /proc view of their limits (nproc, free); optional.
   if [ -x /usr/bin/lxcfs ] && ! pgrep -x lxcfs >/dev/null; then
+    # A killed lxcfs leaves a dead FUSE mount behind ("transport endpoint is not connected").
+    umount -l /var/lib/incus-lxcfs 2>/dev/null || true
     mkdir -p /var/lib/incus-lxcfs
     nohup /usr/bin/lxcfs /var/lib/incus-lxcfs >"$LOG_DIR/lxcfs.log" 2>&1 &
   fi
