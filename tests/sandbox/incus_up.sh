@@ -124,6 +124,7 @@ build_image() {  # build_image <alias> <variant: base|nested>
     local pkgs="systemd-sysv,openssh-server,python3,iproute2,ifupdown,isc-dhcp-client,sudo,ca-certificates"
     debootstrap --variant=minbase --include="$pkgs" bookworm "$root" http://deb.debian.org/debian >/dev/null
     "$HERE/image_customize.sh" "$root" "$variant"
+    chmod 0755 "$root"  # mktemp made it 0700; it becomes the container's /, which every user must traverse
     tar -C "$root" --numeric-owner -czf "$dir/rootfs.tar.gz.part" .
     mv "$dir/rootfs.tar.gz.part" "$dir/rootfs.tar.gz"
     rm -rf "$root"
