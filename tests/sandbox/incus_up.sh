@@ -86,7 +86,8 @@ start_apt_proxy() {
   if ! ss -ltn 2>/dev/null | grep -q "$addr:3142"; then
     mkdir -p /var/cache/apt-cacher-ng /var/log/apt-cacher-ng
     chown -R apt-cacher-ng: /var/cache/apt-cacher-ng /var/log/apt-cacher-ng 2>/dev/null || true
-    /usr/sbin/apt-cacher-ng -c /etc/apt-cacher-ng "BindAddress=$addr 127.0.0.1" \
+    # ConnectProto=v4: with the default (v6 first) every upstream lookup fails with "Host not found".
+    /usr/sbin/apt-cacher-ng -c /etc/apt-cacher-ng "BindAddress=$addr 127.0.0.1" ConnectProto=v4 \
       ForeGround=0 PidFile=/run/apt-cacher-ng.pid >/dev/null 2>&1 || log "apt-cacher-ng did not start (roles needing apt will fail)"
   fi
 }
