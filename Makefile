@@ -12,7 +12,7 @@ SANITY_ROOT := build/sanity/ansible_collections/containarium/fleet
 export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: help venv collection sandbox sandbox-down demo test test-unit test-integration \
+.PHONY: help venv collection sandbox gce-emulator gce-emulator-down demo test test-unit test-integration \
         test-sanity test-lint test-molecule benchmarks clean
 
 help:  ## list targets
@@ -32,6 +32,12 @@ collection:  ## expose the checkout as containarium.fleet under build/collection
 
 sandbox:  ## local Incus (packages, incusd, pool, bridge, cached images); idempotent
 	tests/sandbox/incus_up.sh
+
+gce-emulator: venv  ## start the local GCE emulator (background, idempotent; VMs are Incus containers)
+	tests/sandbox/gce_emulator_up.sh
+
+gce-emulator-down:  ## stop the local GCE emulator
+	tests/sandbox/gce_emulator_down.sh
 
 demo: venv collection sandbox  ## the main job: sandbox + playbooks/scale_out.yml
 	tests/sandbox/demo.sh
