@@ -68,12 +68,17 @@ FIX
   cat > "$root/etc/systemd/system/fleet-cgroup-fix.service" <<'UNIT'
 [Unit]
 Description=Sandbox cgroup v1 layout for nested Incus
-Before=incus.service incus.socket
+# Early and without default dependencies: ordered before incus.socket (part of sockets.target)
+# a default-dependency unit would form a cycle that systemd breaks by dropping one of them.
+DefaultDependencies=no
+After=local-fs.target
+Before=sysinit.target incus.socket incus.service
 [Service]
 Type=oneshot
+RemainAfterExit=yes
 ExecStart=/usr/local/sbin/fleet-cgroup-fix
 [Install]
-WantedBy=multi-user.target
+WantedBy=sysinit.target
 UNIT
   chroot "$root" systemctl enable fleet-cgroup-fix.service >/dev/null 2>&1
   # Without this, an `incus` call made before incusd is up falls back to the per-user daemon

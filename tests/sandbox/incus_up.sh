@@ -41,6 +41,13 @@ SRC
     -t bookworm-backports "${need[@]}" >/dev/null
 }
 
+raise_kernel_limits() {
+  # Each container's systemd takes inotify instances and keys; the defaults (128) stop the
+  # twentieth container or so from booting.
+  sysctl -qw fs.inotify.max_user_instances=1024 fs.inotify.max_user_watches=1048576 \
+    kernel.keys.maxkeys=2000 kernel.keys.maxbytes=2000000 2>/dev/null || log "could not raise kernel limits"
+}
+
 incus_alive() { [ -S "$SOCKET" ] && timeout 5 incus query /1.0 >/dev/null 2>&1; }
 
 start_incusd() {
@@ -139,6 +146,7 @@ build_image() {  # build_image <alias> <variant: base|nested>
 
 main() {
   install_packages
+  raise_kernel_limits
   start_incusd
   ensure_pool_and_bridge
   start_apt_proxy
