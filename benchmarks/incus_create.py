@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """incus_instance vs `incus launch`: wall time to create and start 20 containers.
 
 Both sides do what a user would write: one playbook with a loop over containarium.fleet.incus_instance
@@ -84,7 +83,7 @@ def write_results(row, details):
     section = "%s\n\n%s\n\n| date | machine | incus_instance (s) | incus launch (s) | ratio | target |\n" \
               "|---|---|---|---|---|---|\n%s\n" % (HEADING, details, row)
     if HEADING in text:
-        before, _, rest = text.partition(HEADING)
+        before, _heading, rest = text.partition(HEADING)
         following = rest.find("\n## ")
         text = before + section + (rest[following + 1:] if following >= 0 else "")
     else:
@@ -103,7 +102,7 @@ def main():
     delete(module_names + cli_names)
     try:
         with tempfile.TemporaryDirectory() as workdir:
-            for _ in range(args.rounds):
+            for _round in range(args.rounds):
                 cli_times.append(time_cli(args.count))
                 stragglers = not_running(cli_names)
                 assert not stragglers, "incus launch left containers not running: %s" % stragglers

@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 """containarium.fleet.incus inventory vs community.general.lxd, over >= 500 stopped instances on four hosts.
 
 Four nested Incus hosts (fleet-nested containers cl-bench-h1..h4) each get a tiny image whose rootfs

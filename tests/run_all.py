@@ -48,7 +48,7 @@ def pytest_stage(name, paths):
     xml = BUILD / ("junit-%s.xml" % name)
     xml.unlink(missing_ok=True)
     code, _output = run([str(BIN / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                   "--junitxml", str(xml), *paths], "%s.log" % name)
+                         "--junitxml", str(xml), *paths], "%s.log" % name)
     counts = junit_counts(xml)
     if counts is None:
         return 0, 1, 0

@@ -16,8 +16,14 @@ them); :func:`connect` reports the missing library with the pip command to fix i
 
 from __future__ import annotations
 
+import base64
+import copy
+import hashlib
+import json
 import os
 import re
+import socket
+import ssl
 import time
 import traceback
 from urllib.parse import quote
@@ -376,8 +382,19 @@ def _api_body(response):
 
 
 def _api_message(exc, what):
-    """``<METHOD> <path>: <Incus error>`` from a pylxd exception (``error`` or an operation's ``err``)."""
-    return "%s: %s (HTTP %s)" % (what, str(exc) or "no error text", exc.response.status_code)
+    """``<METHOD> <path>: <Incus error>`` from a pylxd exception (``error`` or an operation's ``err``).
+
+    Read from the body itself: older pylxd (Debian's 2.2) raises from ``str(exc)`` when the
+    error body has no ``metadata``.
+    """
+    body = _api_body(exc.response)
+    text = ""
+    if isinstance(body, dict):
+        metadata = body.get("metadata")
+        text = body.get("error") or (metadata.get("err") if isinstance(metadata, dict) else "") or ""
+    elif body:
+        text = str(body).strip()
+    return "%s: %s (HTTP %s)" % (what, text or "no error text", exc.response.status_code)
 
 
 # ================================================================================================
@@ -386,12 +403,6 @@ def _api_message(exc, what):
 # request/get/call, so transport, errors and operation waits stay in one place.
 # ================================================================================================
 
-import base64  # noqa: E402  (section imports: this block is appended to the shared client)
-import copy  # noqa: E402
-import hashlib  # noqa: E402
-import json  # noqa: E402
-import socket  # noqa: E402
-import ssl  # noqa: E402
 
 # Keys of a join token as `incus cluster add` prints it (base64 of this JSON object).
 _TOKEN_KEYS = ("server_name", "fingerprint", "addresses", "secret", "expires_at")

@@ -55,7 +55,7 @@ def test_container_gets_an_address_and_the_shutdown_hook_stops_it_in_time(host):
     incus(host, "launch fleet-base mol-inner-1")
     try:
         address = ""
-        for _ in range(30):
+        for _attempt in range(30):
             address = incus(host, "list mol-inner-1 --format csv --columns 4").split(" ")[0]
             if address:
                 break

@@ -38,14 +38,14 @@ def test_configuration_is_valid_and_haproxy_runs(host):
 
 
 def test_traffic_goes_to_the_active_server_with_affinity():
-    assert {landed_on() for _ in range(4)} == {"mol-lb-j1"}
+    assert {landed_on() for _attempt in range(4)} == {"mol-lb-j1"}
 
 
 def test_dead_server_is_skipped_and_a_recovered_one_is_used_again():
     sshd("mol-lb-j1", "stop")
     try:
         time.sleep(MARK_DOWN_SECONDS)
-        assert {landed_on() for _ in range(4)} == {"mol-lb-j2"}
+        assert {landed_on() for _attempt in range(4)} == {"mol-lb-j2"}
     finally:
         sshd("mol-lb-j1", "start")
     time.sleep(MARK_DOWN_SECONDS)
@@ -55,6 +55,6 @@ def test_dead_server_is_skipped_and_a_recovered_one_is_used_again():
     sshd("mol-lb-j2", "stop")
     try:
         time.sleep(MARK_DOWN_SECONDS)
-        assert {landed_on() for _ in range(4)} == {"mol-lb-j1"}
+        assert {landed_on() for _attempt in range(4)} == {"mol-lb-j1"}
     finally:
         sshd("mol-lb-j2", "start")
