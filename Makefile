@@ -13,7 +13,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: help venv collection sandbox gce-emulator gce-emulator-down demo test test-unit test-integration \
-        test-sanity test-lint test-molecule benchmarks clean
+        test-sanity test-lint test-molecule test-cluster benchmarks clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -59,6 +59,10 @@ test-lint: venv collection  ## ansible-lint (production profile, offline)
 
 test-molecule: venv collection sandbox  ## every role's Molecule scenario on Incus containers
 	tests/sandbox/molecule_all.sh
+
+test-cluster: venv collection sandbox  ## the Incus cluster tests (three nested hosts; about 25 min)
+	FLEET_RUN_MANUAL=1 $(PY) -m pytest -q tests/integration -k incus_cluster
+	tests/sandbox/molecule_all.sh incus_cluster
 
 benchmarks: venv collection sandbox  ## re-run the benchmarks and rewrite benchmarks/RESULTS.md
 	$(PY) benchmarks/run.py

@@ -3,7 +3,8 @@
 Each target is a role applied to localhost with the collection on the collections path; it
 creates real Incus containers (or GCE emulator VMs), checks the world with the Incus CLI/API,
 re-runs for idempotence, and removes what it made. An `aliases` file may list `disabled`,
-`slow` (skipped when FLEET_SKIP_SLOW=1) or `gce` (needs the emulator fixture).
+`slow` (skipped when FLEET_SKIP_SLOW=1), `manual` (run only when FLEET_RUN_MANUAL=1, e.g. by
+`make test-cluster`) or `gce` (needs the emulator fixture).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ def _targets():
         marks = []
         if "disabled" in aliases:
             marks.append(pytest.mark.skip(reason="target disabled by its aliases file"))
+        if "manual" in aliases and os.environ.get("FLEET_RUN_MANUAL") != "1":
+            marks.append(pytest.mark.skip(reason="manual target (FLEET_RUN_MANUAL=1 runs it)"))
         if "slow" in aliases and os.environ.get("FLEET_SKIP_SLOW") == "1":
             marks.append(pytest.mark.skip(reason="slow target skipped (FLEET_SKIP_SLOW=1)"))
         yield pytest.param(target.name, aliases, id=target.name, marks=marks)

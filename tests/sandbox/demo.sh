@@ -17,5 +17,6 @@ start=$(date +%s)
 ansible-playbook -i inventories/sandbox playbooks/scale_out.yml "$@"
 echo "scale_out.yml finished in $(( $(date +%s) - start )) s"
 echo
-echo "Reach a user container through the jump chain, for example:"
-echo "  ssh -F build/demo/ssh_config/alice.conf alice-container"
+echo "Each user reaches their container through the jump server (strict host keys), e.g.:"
+echo "  ssh -F build/demo/clients/alice/ssh_config alice-container"
+echo "Grow the fleet: ansible-playbook -i inventories/sandbox playbooks/scale_out.yml -e fleet_backend_count=3"
