@@ -24,13 +24,15 @@ def run(cmd, log_name):
     """Run a stage command, streaming its output to the terminal and to build/logs/<log_name>."""
     log_path = BUILD / "logs" / log_name
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    lines = []
     with open(log_path, "w", encoding="utf-8") as log:
         proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, env=dict(os.environ, PATH="%s:%s" % (BIN, os.environ["PATH"])))
         for line in proc.stdout:
             sys.stdout.write(line)
             log.write(line)
-        return proc.wait(), log_path.read_text(encoding="utf-8")
+            lines.append(line)
+        return proc.wait(), "".join(lines)
 
 
 def junit_counts(path):
