@@ -15,17 +15,18 @@ import argparse
 import datetime
 import os
 import pathlib
-import platform
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
+from results import machine, replace_section
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "RESULTS.md"
 HEADING = "## incus_instance vs incus launch (20 containers)"
 TARGET_RATIO = 1.3
+SETTLE_SECONDS = 5
 
 PLAYBOOK = """\
 - hosts: localhost
@@ -45,11 +46,18 @@ def names(prefix, count):
 
 
 def delete(all_names):
+    """Delete those of ``all_names`` that exist, then let the disk settle.
+
+    Deleting 20 dir-backed root filesystems leaves seconds of write-back behind; without the sync and
+    pause, whichever side runs next pays for the other side's clean-up.
+    """
     existing = subprocess.run(["incus", "list", "--format", "csv", "--columns", "n"], capture_output=True,
                               text=True, check=True).stdout.split()
     doomed = [n for n in all_names if n in existing]
     if doomed:
         subprocess.run(["incus", "delete", "--force", *doomed], check=True)
+    subprocess.run(["sync"], check=True)
+    time.sleep(SETTLE_SECONDS)
 
 
 def not_running(all_names):
@@ -78,23 +86,10 @@ def time_cli(count):
     return time.monotonic() - started
 
 
-def write_results(row, details):
-    text = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    section = "%s\n\n%s\n\n| date | machine | incus_instance (s) | incus launch (s) | ratio | target |\n" \
-              "|---|---|---|---|---|---|\n%s\n" % (HEADING, details, row)
-    if HEADING in text:
-        before, _heading, rest = text.partition(HEADING)
-        following = rest.find("\n## ")
-        text = before + section + (rest[following + 1:] if following >= 0 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    RESULTS.write_text(text)
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=20)
-    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--no-write", action="store_true", help="print the row only")
     args = parser.parse_args()
     module_names, cli_names = names("bench-mod", args.count), names("bench-cli", args.count)
@@ -102,32 +97,33 @@ def main():
     delete(module_names + cli_names)
     try:
         with tempfile.TemporaryDirectory() as workdir:
-            for _round in range(args.rounds):
-                cli_times.append(time_cli(args.count))
-                stragglers = not_running(cli_names)
-                assert not stragglers, "incus launch left containers not running: %s" % stragglers
-                delete(cli_names)
-                module_times.append(time_module(args.count, workdir))
-                stragglers = not_running(module_names)
-                assert not stragglers, "incus_instance left containers not running: %s" % stragglers
-                delete(module_names)
+            sides = [("incus launch", cli_names, cli_times, lambda: time_cli(args.count)),
+                     ("incus_instance", module_names, module_times, lambda: time_module(args.count, workdir))]
+            for round_number in range(args.rounds):
+                # Alternate which side goes first, so neither always meets a warmer or busier disk.
+                for label, side_names, times, timed in sides[round_number % 2:] + sides[:round_number % 2]:
+                    times.append(timed())
+                    stragglers = not_running(side_names)
+                    assert not stragglers, "%s left containers not running: %s" % (label, stragglers)
+                    delete(side_names)
     finally:
         delete(module_names + cli_names)
     module_s, cli_s = statistics.median(module_times), statistics.median(cli_times)
     ratio = module_s / cli_s
-    machine = "%s, %d cores" % (platform.machine(), os.cpu_count())
     row = "| %s | %s | %.1f | %.1f | %.2f | <= %.1f %s |" % (
-        datetime.date.today().isoformat(), machine, module_s, cli_s, ratio, TARGET_RATIO,
+        datetime.date.today().isoformat(), machine(), module_s, cli_s, ratio, TARGET_RATIO,
         "met" if ratio <= TARGET_RATIO else "MISSED")
     details = ("%d containers from `fleet-base`, created and started one after another on each side: a playbook "
                "looping over `containarium.fleet.incus_instance` (wait_for_ipv4: false) against a shell loop of "
-               "`incus launch`. Wall time including ansible-playbook start-up; median of %d round(s); rounds: "
+               "`incus launch`. Wall time including ansible-playbook start-up; median of %d round(s), the side going "
+               "first alternating, disk synced and settled %d s after each clean-up; rounds: "
                "module %s s, CLI %s s. Re-run: `.venv/bin/python benchmarks/incus_create.py`."
-               % (args.count, args.rounds, ", ".join("%.1f" % t for t in module_times),
+               % (args.count, args.rounds, SETTLE_SECONDS, ", ".join("%.1f" % t for t in module_times),
                   ", ".join("%.1f" % t for t in cli_times)))
     print(row)
     if not args.no_write:
-        write_results(row, details)
+        replace_section(HEADING, "%s\n\n| date | machine | incus_instance (s) | incus launch (s) | ratio | target |\n"
+                                 "|---|---|---|---|---|---|\n%s" % (details, row))
     return 0
 
 

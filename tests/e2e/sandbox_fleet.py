@@ -1,0 +1,164 @@
+"""A whole fleet on the sandbox, for end-to-end tests and benchmarks.
+
+``SandboxFleet(name, port)`` owns one GCE emulator (its own port and state directory, VMs as real
+Incus containers named ``gce-<name>-...``), a copy of ``inventories/sandbox`` pointed at it, and the
+fleet's keys. Tests drive it only the way a user would: ``ansible-playbook`` with that inventory,
+``ssh -F <state>/clients/<user>/ssh_config`` into containers, and the emulator's admin API for what
+Google would do to them (preempt). Several fleets with different names and ports can run at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import time
+import urllib.request
+
+import yaml
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+BIN = REPO / ".venv" / "bin"
+RECAP_LINE = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
+USERS = ("alice", "bob")
+PROJECT = "sandbox-project"
+
+
+class PlaybookRun:
+    """One ansible-playbook run: exit code, output, seconds, and its PLAY RECAP per host."""
+
+    def __init__(self, args, returncode, output, seconds):
+        self.args, self.returncode, self.output, self.seconds = args, returncode, output, seconds
+        self.recap = {m.group(1): {"ok": int(m.group(2)), "changed": int(m.group(3)),
+                                   "unreachable": int(m.group(4)), "failed": int(m.group(5))}
+                      for m in RECAP_LINE.finditer(output)}
+
+    @property
+    def changed(self):
+        """``{host: changed}`` for the hosts that changed anything."""
+        return {host: counts["changed"] for host, counts in self.recap.items() if counts["changed"]}
+
+    def tail(self, lines=60):
+        return "\n".join(self.output.splitlines()[-lines:])
+
+    def __repr__(self):
+        return "<ansible-playbook %s: rc=%s in %.0f s>" % (" ".join(self.args), self.returncode, self.seconds)
+
+
+class SandboxFleet:
+    def __init__(self, name, port, users=USERS, overrides=None):
+        self.name, self.port, self.users = name, int(port), tuple(users)
+        self.root = REPO / "build" / ("fleet-%s" % name)
+        self.inventory = self.root / "inventory"
+        self.state = self.root / "state"
+        self.emulator_state = self.root / "gce-emulator"
+        self.endpoint = "http://127.0.0.1:%d/compute/v1/" % self.port
+        self.overrides = dict(overrides or {})
+        self.env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0",
+                        ANSIBLE_NOCOLOR="1", PATH="%s:%s" % (BIN, os.environ.get("PATH", "")))
+
+    # -- bring-up and tear-down -------------------------------------------------------------------
+
+    def up(self):
+        """Emulator running, inventory written, keys made. Idempotent."""
+        self.state.mkdir(parents=True, exist_ok=True)
+        self._emulator_script("gce_emulator_up.sh")
+        self._write_inventory()
+        for key in ("admin",) + self.users:
+            if not (self.state / key).exists():
+                subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "%s@%s" % (key, self.name),
+                                "-f", str(self.state / key)], check=True)
+        return self
+
+    def down(self):
+        """Forget the fleet: the emulator deletes its VMs and disks, then stops; files removed."""
+        try:
+            self.admin("reset", {})
+        except OSError:
+            pass
+        self._emulator_script("gce_emulator_down.sh")
+        leftovers = subprocess.run(["incus", "list", "--format", "csv", "--columns", "n"], capture_output=True,
+                                   text=True, check=False).stdout.split()
+        doomed = [n for n in leftovers if n.startswith("gce-%s-" % self.name)]
+        if doomed:
+            subprocess.run(["incus", "delete", "--force", *doomed], check=False, capture_output=True)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+    def _emulator_script(self, script):
+        env = dict(self.env, GCE_EMULATOR_PORT=str(self.port), GCE_EMULATOR_STATE_DIR=str(self.emulator_state))
+        subprocess.run([str(REPO / "tests" / "sandbox" / script)], cwd=REPO, env=env, check=True,
+                       capture_output=True, text=True)
+
+    def _write_inventory(self):
+        shutil.rmtree(self.inventory, ignore_errors=True)
+        shutil.copytree(REPO / "inventories" / "sandbox", self.inventory)
+        source = self.inventory / "10-fleet.gce.yml"
+        config = yaml.safe_load(source.read_text())
+        config.update(endpoint=self.endpoint, labels={"fleet": self.name})
+        source.write_text(yaml.safe_dump(config, sort_keys=False))
+        overrides = {
+            "fleet_name": self.name,
+            "fleet_state_dir": str(self.state),
+            "fleet_gce_auth": {"project": PROJECT, "auth_kind": "accesstoken", "access_token": "sandbox-token",
+                               "endpoint": self.endpoint},
+            "fleet_users": [{"name": user, "keys": ["{{ lookup('ansible.builtin.file', fleet_state_dir + '/%s.pub') }}"
+                                                    % user],
+                             "identity_file": str(self.state / user)} for user in self.users],
+        }
+        overrides.update(self.overrides)
+        # Loaded after the group_vars it overrides (files in a directory load in name order).
+        (self.inventory / "group_vars" / "all" / "zz-fleet-under-test.yml").write_text(
+            "---\n# Written by tests/e2e/sandbox_fleet.py for fleet %s.\n%s" % (self.name, yaml.safe_dump(overrides)))
+
+    # -- driving it ---------------------------------------------------------------------------------
+
+    def playbook(self, playbook, extra_vars=None, check=True, timeout=1800):
+        """Run ``playbooks/<playbook>`` on this fleet's inventory; fails the test on error when ``check``."""
+        args = [str(BIN / "ansible-playbook"), "-i", str(self.inventory), str(REPO / "playbooks" / playbook)]
+        if extra_vars:
+            args += ["-e", json.dumps(extra_vars)]
+        started = time.monotonic()
+        proc = subprocess.run(args, cwd=REPO, env=self.env, capture_output=True, text=True, timeout=timeout,
+                              check=False)
+        run = PlaybookRun(args[3:], proc.returncode, proc.stdout + proc.stderr, time.monotonic() - started)
+        log = self.root / "logs"
+        log.mkdir(exist_ok=True)
+        with open(log / (pathlib.Path(playbook).stem + ".log"), "a", encoding="utf-8") as handle:
+            handle.write("\n=== %r\n%s" % (run, run.output))
+        if check and run.returncode != 0:
+            raise AssertionError("%r failed:\n%s" % (run, run.tail()))
+        return run
+
+    def ssh(self, user, host, command, timeout=60):
+        """``ssh -F`` the user's own client config (ProxyJump chain, strict host keys) and run ``command``."""
+        return subprocess.run(["ssh", "-F", str(self.state / "clients" / user / "ssh_config"),
+                               "-o", "BatchMode=yes", "-o", "ConnectTimeout=10", host, command],
+                              capture_output=True, text=True, timeout=timeout, check=False)
+
+    def admin(self, path, body=None):
+        """The emulator's admin API (``/_admin/<path>``): what Google would do to the fleet."""
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request("http://127.0.0.1:%d/_admin/%s" % (self.port, path), data=data,
+                                         method="GET" if body is None else "POST",
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=120) as response:
+            return json.load(response)
+
+    def compute(self, path):
+        """GET a Compute API path below ``projects/<project>/`` (e.g. ``zones/us-central1-a/instances/x``)."""
+        request = urllib.request.Request(self.endpoint + "projects/%s/%s" % (PROJECT, path),
+                                         headers={"Authorization": "Bearer sandbox-token"})
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.load(response)
+
+    def vm_container(self, vm):
+        """The Incus container behind VM ``vm`` (as the emulator names it)."""
+        return "gce-%s" % vm
+
+    def host_incus(self, vm, *args):
+        """Run ``incus`` inside a backend VM (the nested Incus that holds user containers)."""
+        return subprocess.run(["incus", "exec", self.vm_container(vm), "--", "incus", *args],
+                              capture_output=True, text=True, check=False)
