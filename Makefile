@@ -13,7 +13,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: help venv collection sandbox gce-emulator gce-emulator-down demo test test-unit test-integration \
-        test-sanity test-lint test-molecule test-cluster benchmarks clean
+        test-e2e test-sanity test-lint test-molecule test-cluster benchmarks clean
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -50,6 +50,9 @@ test-unit: venv collection  ## pytest unit tests (no Incus needed for most)
 
 test-integration: venv collection sandbox  ## modules and playbooks against real Incus
 	$(PY) -m pytest -q tests/integration
+
+test-e2e: venv collection sandbox  ## whole fleets on the sandbox: scale-out, resize, spot, deploy, scale-in, failover
+	$(PY) tests/run_all.py sandbox e2e
 
 test-sanity: venv  ## ansible-test sanity on a copy of the collection
 	tests/sandbox/sanity.sh

@@ -1,4 +1,9 @@
-"""`make test`: every stage CI runs, in order, with one summary of counts at the end.
+"""`make test`: every stage CI runs, with one summary of counts at the end.
+
+The end-to-end fleets (tests/e2e) spend most of their time waiting on VMs booting and apt, so they
+start in the background right after the sandbox stage (the central fleet's files in one pytest, the
+active/standby pair's in another) while the other stages run in order in the foreground; their
+output goes to build/logs/e2e-*.log and is shown when a background stage fails.
 
 A failing stage does not stop the later ones (so one run shows everything that is broken),
 but any failure makes the exit status non-zero. Counts come from each tool's own report:
@@ -46,12 +51,19 @@ def junit_counts(path):
     return total - failed - skipped, failed, skipped
 
 
+def pytest_command(name, paths):
+    return [str(BIN / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider",
+            "--junitxml", str(BUILD / ("junit-%s.xml" % name)), *paths]
+
+
 def pytest_stage(name, paths):
-    xml = BUILD / ("junit-%s.xml" % name)
-    xml.unlink(missing_ok=True)
-    code, _output = run([str(BIN / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                         "--junitxml", str(xml), *paths], "%s.log" % name)
-    counts = junit_counts(xml)
+    (BUILD / ("junit-%s.xml" % name)).unlink(missing_ok=True)
+    code, _output = run(pytest_command(name, paths), "%s.log" % name)
+    return pytest_counts(name, code)
+
+
+def pytest_counts(name, code):
+    counts = junit_counts(BUILD / ("junit-%s.xml" % name))
     if counts is None:
         return 0, 1, 0
     passed, failed, skipped = counts
@@ -89,6 +101,33 @@ def molecule_stage():
     return passed, failed, 0
 
 
+class BackgroundPytest:
+    """A pytest run started now and collected later (its output only in build/logs/<name>.log)."""
+
+    def __init__(self, name, paths):
+        self.name = name
+        (BUILD / ("junit-%s.xml" % name)).unlink(missing_ok=True)
+        self.log_path = BUILD / "logs" / ("%s.log" % name)
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.started = time.monotonic()
+        with open(self.log_path, "w", encoding="utf-8") as log:
+            self.proc = subprocess.Popen(pytest_command(name, paths), cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                                         env=dict(os.environ, PATH="%s:%s" % (BIN, os.environ["PATH"])))
+
+    def finish(self):
+        counts = pytest_counts(self.name, self.proc.wait())
+        output = self.log_path.read_text(encoding="utf-8")
+        print(output if counts[1] else "\n".join(output.splitlines()[-3:]))
+        return counts
+
+
+def e2e_groups():
+    """``{stage name: [test files]}``: the central fleet's files, and the active/standby pair's."""
+    files = sorted(str(path.relative_to(REPO)) for path in (REPO / "tests" / "e2e").glob("test_*.py"))
+    groups = {"e2e": [f for f in files if "_ha_" not in f], "e2e-ha": [f for f in files if "_ha_" in f]}
+    return {name: paths for name, paths in groups.items() if paths}
+
+
 def setup_stage(cmd, log_name):
     code, _output = run(cmd, log_name)
     return (1, 0, 0) if code == 0 else (0, 1, 0)
@@ -106,6 +145,7 @@ def main():
     ]
     only = set(sys.argv[1:])
     results = []
+    background = []
     for name, stage in stages:
         if only and name not in only:
             continue
@@ -113,8 +153,17 @@ def main():
         start = time.monotonic()
         passed, failed, skipped = stage()
         results.append((name, passed, failed, skipped, time.monotonic() - start))
-        if name == "sandbox" and failed:
-            break  # nothing else can run without Incus
+        if name == "sandbox":
+            if failed:
+                break  # nothing else can run without Incus
+            background = [BackgroundPytest(group, paths) for group, paths in e2e_groups().items()
+                          if not only or group in only or "e2e" in only]
+            for job in background:
+                print("(started %s in the background: %s)" % (job.name, job.log_path), flush=True)
+    for job in background:
+        print("\n===== %s (background) =====" % job.name, flush=True)
+        passed, failed, skipped = job.finish()
+        results.append((job.name, passed, failed, skipped, time.monotonic() - job.started))
     print("\n===== summary =====")
     print("%-12s %7s %7s %7s %8s" % ("stage", "passed", "failed", "skipped", "seconds"))
     for name, passed, failed, skipped, seconds in results:

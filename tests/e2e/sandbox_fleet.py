@@ -120,14 +120,20 @@ class SandboxFleet:
         args = [str(BIN / "ansible-playbook"), "-i", str(self.inventory), str(REPO / "playbooks" / playbook)]
         if extra_vars:
             args += ["-e", json.dumps(extra_vars)]
-        started = time.monotonic()
-        proc = subprocess.run(args, cwd=REPO, env=self.env, capture_output=True, text=True, timeout=timeout,
-                              check=False)
-        run = PlaybookRun(args[3:], proc.returncode, proc.stdout + proc.stderr, time.monotonic() - started)
-        log = self.root / "logs"
-        log.mkdir(exist_ok=True)
-        with open(log / (pathlib.Path(playbook).stem + ".log"), "a", encoding="utf-8") as handle:
-            handle.write("\n=== %r\n%s" % (run, run.output))
+        log = self.root / "logs" / (pathlib.Path(playbook).stem + ".log")
+        log.parent.mkdir(exist_ok=True)
+        with open(log, "a", encoding="utf-8") as handle:
+            # Streamed to the log as it runs, so a slow step can be watched with tail -f.
+            handle.write("\n=== ansible-playbook %s\n" % " ".join(args[3:]))
+            handle.flush()
+            offset = handle.tell()
+            started = time.monotonic()
+            proc = subprocess.run(args, cwd=REPO, env=self.env, stdout=handle, stderr=subprocess.STDOUT,
+                                  timeout=timeout, check=False)
+        with open(log, encoding="utf-8") as handle:
+            handle.seek(offset)
+            output = handle.read()
+        run = PlaybookRun(args[3:], proc.returncode, output, time.monotonic() - started)
         if check and run.returncode != 0:
             raise AssertionError("%r failed:\n%s" % (run, run.tail()))
         return run
