@@ -1,0 +1,240 @@
+# -*- coding: utf-8 -*-
+# Copyright: containarium.fleet contributors
+# GNU General Public License v3.0+ (see COPYING or https://www.gnu.org/licenses/gpl-3.0.txt)
+"""containarium.fleet.gce_events: Compute Engine instance events for Event-Driven Ansible.
+
+Two modes:
+
+``api`` (default; run it anywhere that reaches the Compute API, e.g. the sentinel): every
+``poll_interval`` seconds ONE paged ``aggregated/operations`` call across all zones, filtered on the
+server to instance operations newer than the watermark, turns each new operation into one event::
+
+    {"gce_event": {"kind": "preempted", "instance": "web-1", "zone": "us-central1-a",
+                   "project": "my-project", "time": "2026-...", "operation": "operation-...",
+                   "operation_type": "compute.instances.preempted", "status": "DONE"}}
+
+``kind`` is one of preempted, stopped, started, deleted, created, reset, host_error, guest_terminated,
+suspended, resumed, machine_type_changed. The watermark (newest insertTime seen, and the operations
+seen at that instant) is written atomically to ``state_file`` after each poll, so a restarted source
+neither repeats nor skips an event.
+
+``metadata`` (run it ON a spot VM): long-polls the metadata server's ``instance/preempted`` key with
+``wait_for_change`` and emits ``kind: preemption_notice`` the moment it turns TRUE, i.e. at the start
+of the 30-second notice, before the VM stops.
+
+Arguments (api mode): project (or GCP_PROJECT), auth_kind / access_token / service_account_file /
+service_account_contents (or the GCP_* variables), endpoint (or GCP_COMPUTE_ENDPOINT), poll_interval
+(2), state_file (optional, but without it a restart starts from "now"), kinds (list; default all),
+instance_prefix (only instances whose name starts with it, e.g. the fleet's name).
+Arguments (metadata mode): metadata_url (http://metadata.google.internal/computeMetadata/v1/),
+timeout_sec (long-poll length, 60), metadata_headers (extra request headers, e.g. for a metadata proxy).
+
+Example rulebook source::
+
+    sources:
+      - containarium.fleet.gce_events:
+          project: my-project
+          state_file: /var/lib/containarium/gce_events.json
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+import tempfile
+
+try:
+    from ansible_collections.containarium.fleet.plugins.module_utils.gce import GceClient, FleetError
+except ImportError:
+    # ansible-rulebook loads this file by path: make the collection tree it sits in importable.
+    sys.path.insert(0, os.path.abspath(os.path.join(os.path.dirname(__file__), *[os.pardir] * 7)))
+    from ansible_collections.containarium.fleet.plugins.module_utils.gce import GceClient, FleetError
+
+import requests
+
+LOG = logging.getLogger("containarium.fleet.gce_events")
+
+KIND_OF_OPERATION = {
+    "compute.instances.preempted": "preempted",
+    "stop": "stopped",
+    "start": "started",
+    "delete": "deleted",
+    "insert": "created",
+    "reset": "reset",
+    "compute.instances.hostError": "host_error",
+    "compute.instances.guestTerminate": "guest_terminated",
+    "suspend": "suspended",
+    "resume": "resumed",
+    "setMachineType": "machine_type_changed",
+}
+AUTH_ARGS = ("auth_kind", "access_token", "service_account_file", "service_account_contents", "endpoint")
+DEFAULT_METADATA_URL = "http://metadata.google.internal/computeMetadata/v1/"
+
+
+class Watermark:
+    """Newest operation insertTime seen and the operation ids seen at exactly that time."""
+
+    def __init__(self, path=None):
+        self.path = path
+        self.since, self.seen = None, set()
+        if path and os.path.exists(path):
+            with open(path, encoding="utf-8") as handle:
+                saved = json.load(handle)
+            self.since, self.seen = saved.get("since"), set(saved.get("seen") or [])
+
+    def is_new(self, operation):
+        return (self.since is None or operation["insertTime"] > self.since
+                or (operation["insertTime"] == self.since and operation["id"] not in self.seen))
+
+    def advance(self, operation):
+        if self.since is None or operation["insertTime"] > self.since:
+            self.since, self.seen = operation["insertTime"], {operation["id"]}
+        elif operation["insertTime"] == self.since:
+            self.seen.add(operation["id"])
+
+    def save(self):
+        if not self.path:
+            return
+        directory = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(directory, exist_ok=True)
+        # Write then rename, so a kill mid-write never leaves a torn watermark behind.
+        handle, temporary = tempfile.mkstemp(dir=directory, prefix=".gce_events.")
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            json.dump({"since": self.since, "seen": sorted(self.seen)}, out)
+        os.replace(temporary, self.path)
+
+
+def operation_filter(kinds, since):
+    """The server-side filter: instance operations of the wanted kinds, not older than ``since``."""
+    types = [op_type for op_type, kind in KIND_OF_OPERATION.items() if kind in kinds]
+    wanted = " OR ".join('(operationType = "%s")' % op_type for op_type in types)
+    if since is None:
+        return wanted
+    # >= and not >: operations sharing the watermark's millisecond are told apart by id.
+    return '(insertTime >= "%s") AND (%s)' % (since, wanted)
+
+
+def event_of(project, scope, operation):
+    target = operation.get("targetLink") or ""
+    return {"gce_event": {
+        "kind": KIND_OF_OPERATION[operation["operationType"]],
+        "instance": target.rstrip("/").rsplit("/", 1)[-1],
+        "zone": scope.rsplit("/", 1)[-1] if scope.startswith("zones/") else (operation.get("zone") or "").rsplit("/", 1)[-1],
+        "project": project,
+        "time": operation["insertTime"],
+        "operation": operation.get("name"),
+        "operation_type": operation["operationType"],
+        "status": operation.get("status"),
+    }}
+
+
+class OperationWatch:
+    """One poll = one paged aggregated/operations listing; yields each new operation's event once."""
+
+    def __init__(self, client, kinds=None, state_file=None, instance_prefix=""):
+        self.client = client
+        self.kinds = set(kinds or KIND_OF_OPERATION.values())
+        unknown = self.kinds - set(KIND_OF_OPERATION.values())
+        if unknown:
+            raise ValueError("unknown event kinds %s; known: %s" % (
+                ", ".join(sorted(unknown)), ", ".join(sorted(set(KIND_OF_OPERATION.values())))))
+        self.watermark = Watermark(state_file)
+        self.instance_prefix = instance_prefix or ""
+
+    def start_from_now(self):
+        """A first start without saved state begins at the newest existing operation (no replay)."""
+        if self.watermark.since is None:
+            for _event in self.poll():
+                pass
+
+    def poll(self):
+        params = {"filter": operation_filter(self.kinds, self.watermark.since), "returnPartialSuccess": "true"}
+        found = [(scope, op) for scope, op in self.client.aggregated("operations", params=params)
+                 if op.get("operationType") in KIND_OF_OPERATION and self.watermark.is_new(op)]
+        events = []
+        for scope, operation in sorted(found, key=lambda pair: (pair[1]["insertTime"], pair[1]["id"])):
+            self.watermark.advance(operation)
+            event = event_of(self.client.project, scope, operation)
+            if event["gce_event"]["instance"].startswith(self.instance_prefix):
+                events.append(event)
+        self.watermark.save()
+        return events
+
+
+def client_from_args(args):
+    project = args.get("project") or os.environ.get("GCP_PROJECT")
+    if not project:
+        raise ValueError("gce_events needs a project (argument project or GCP_PROJECT)")
+    options = {key: args.get(key) or os.environ.get("GCP_" + key.upper()) for key in AUTH_ARGS}
+    if options["endpoint"] is None:
+        options["endpoint"] = os.environ.get("GCP_COMPUTE_ENDPOINT")
+    return GceClient(project, **options)
+
+
+async def watch_api(queue, args):
+    client = client_from_args(args)
+    watch = OperationWatch(client, args.get("kinds"), args.get("state_file"), args.get("instance_prefix"))
+    interval = float(args.get("poll_interval", 2))
+    await asyncio.to_thread(watch.start_from_now)
+    LOG.info("watching project %s for instance events every %.1f s", client.project, interval)
+    while True:
+        try:
+            events = await asyncio.to_thread(watch.poll)
+        except (FleetError, requests.RequestException) as exc:
+            # A failed poll moves no watermark: the next one lists the same operations again.
+            LOG.warning("listing operations failed, retrying: %s", exc)
+            events = []
+        for event in events:
+            await queue.put(event)
+        await asyncio.sleep(interval)
+
+
+def metadata_get(session, base, path, params=None, timeout=10):
+    response = session.get(base + path, params=params, timeout=timeout)
+    response.raise_for_status()
+    return response
+
+
+async def watch_metadata(queue, args):
+    base = (args.get("metadata_url") or DEFAULT_METADATA_URL).rstrip("/") + "/"
+    long_poll = int(args.get("timeout_sec", 60))
+    session = requests.Session()
+    session.trust_env = False  # the metadata server is link-local: never through a proxy
+    session.headers.update(args.get("metadata_headers") or {})
+    session.headers["Metadata-Flavor"] = "Google"
+    name = (await asyncio.to_thread(metadata_get, session, base, "instance/name")).text.strip()
+    zone = (await asyncio.to_thread(metadata_get, session, base, "instance/zone")).text.strip().rsplit("/", 1)[-1]
+    etag, announced = None, False
+    LOG.info("watching the preemption notice of %s in %s", name, zone)
+    while True:
+        params = {"wait_for_change": "true", "timeout_sec": str(long_poll)}
+        if etag:
+            params["last_etag"] = etag
+        try:
+            response = await asyncio.to_thread(metadata_get, session, base, "instance/preempted", params,
+                                               long_poll + 10)
+        except requests.RequestException as exc:
+            LOG.warning("metadata server: %s; retrying", exc)
+            await asyncio.sleep(1)
+            continue
+        etag = response.headers.get("ETag", etag)
+        preempted = response.text.strip().upper() == "TRUE"
+        if preempted and not announced:
+            await queue.put({"gce_event": {"kind": "preemption_notice", "instance": name, "zone": zone,
+                                           "project": args.get("project"), "time": None,
+                                           "operation": None, "operation_type": None, "status": "NOTICE"}})
+        announced = preempted
+
+
+async def main(queue, args):
+    """Entry point for ansible-rulebook."""
+    mode = args.get("mode", "api")
+    if mode == "api":
+        await watch_api(queue, args)
+    elif mode == "metadata":
+        await watch_metadata(queue, args)
+    else:
+        raise ValueError("gce_events mode must be api or metadata, not %r" % mode)

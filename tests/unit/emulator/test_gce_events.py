@@ -1,0 +1,129 @@
+"""containarium.fleet.gce_events against the in-process GCE emulator (real HTTP, no containers)."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import pathlib
+import time
+
+import pytest
+
+from emulator.conftest import instance_body
+
+REPO = pathlib.Path(__file__).resolve().parents[3]
+SPEC = importlib.util.spec_from_file_location(
+    "gce_events", REPO / "extensions" / "eda" / "plugins" / "event_source" / "gce_events.py")
+gce_events = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(gce_events)
+
+SPOT = {"provisioningModel": "SPOT", "instanceTerminationAction": "STOP"}
+AGGREGATED_OPS = "GET globalOperations.aggregatedList"
+
+
+@pytest.fixture
+def fleet(emulator_factory):
+    """Two spot VMs in two zones (their insert operations exist before any watcher starts)."""
+    _emu, api = emulator_factory(latency=0)
+    for name, zone in (("ev-a", "us-central1-a"), ("ev-b", "europe-west1-b")):
+        api.op("POST", "zones/%s/instances" % zone, instance_body(name, zone=zone, scheduling=SPOT))
+    return api
+
+
+def client(api):
+    return gce_events.client_from_args({"project": api.project, "auth_kind": "accesstoken", "access_token": "t",
+                                        "endpoint": api.base + "compute/v1/"})
+
+
+def wait_status(api, zone, name, status, limit=10):
+    deadline = time.monotonic() + limit
+    while api.get("zones/%s/instances/%s" % (zone, name))["status"] != status:
+        assert time.monotonic() < deadline, "%s never became %s" % (name, status)
+        time.sleep(0.05)
+
+
+def kinds(events):
+    return [(e["gce_event"]["kind"], e["gce_event"]["instance"], e["gce_event"]["zone"]) for e in events]
+
+
+def test_each_event_once_one_listing_per_poll_and_restart_neither_repeats_nor_skips(fleet, tmp_path):
+    state = tmp_path / "watermark.json"
+    watch = gce_events.OperationWatch(client(fleet), state_file=str(state))
+    watch.start_from_now()
+    assert watch.poll() == []  # the inserts before the start are history, not events
+
+    fleet.admin("preempt", {"project": fleet.project, "zone": "us-central1-a", "instance": "ev-a"})
+    wait_status(fleet, "us-central1-a", "ev-a", "TERMINATED")
+    fleet.op("POST", "zones/europe-west1-b/instances/ev-b/stop")
+    fleet.admin("stats/reset")
+    events = watch.poll()
+    assert kinds(events) == [("preempted", "ev-a", "us-central1-a"), ("stopped", "ev-b", "europe-west1-b")]
+    assert events[0]["gce_event"]["operation_type"] == "compute.instances.preempted"
+    by_route = fleet.admin("stats", method="GET")["by_route"]
+    assert by_route == {AGGREGATED_OPS: 1}, by_route  # nothing per zone, nothing per instance
+    assert watch.poll() == []
+
+    # The watcher goes away; meanwhile ev-a starts. A new watcher on the same state file sees
+    # exactly that, and none of what the old one already reported.
+    saved = json.loads(state.read_text())
+    assert saved["since"] == events[-1]["gce_event"]["time"]
+    fleet.op("POST", "zones/us-central1-a/instances/ev-a/start")
+    restarted = gce_events.OperationWatch(client(fleet), state_file=str(state))
+    restarted.start_from_now()  # a saved watermark wins over "now"
+    assert kinds(restarted.poll()) == [("started", "ev-a", "us-central1-a")]
+    assert restarted.poll() == []
+
+
+def test_kinds_and_prefix_narrow_the_events(fleet):
+    watch = gce_events.OperationWatch(client(fleet), kinds=["preempted"], instance_prefix="ev-b")
+    watch.start_from_now()
+    fleet.op("POST", "zones/us-central1-a/instances/ev-a/stop")
+    fleet.admin("preempt", {"project": fleet.project, "zone": "europe-west1-b", "instance": "ev-b"})
+    wait_status(fleet, "europe-west1-b", "ev-b", "TERMINATED")
+    assert kinds(watch.poll()) == [("preempted", "ev-b", "europe-west1-b")]
+
+
+def test_bad_arguments_fail_at_once(fleet, monkeypatch):
+    monkeypatch.delenv("GCP_PROJECT", raising=False)
+    with pytest.raises(ValueError, match="needs a project"):
+        asyncio.run(gce_events.main(asyncio.Queue(), {}))
+    with pytest.raises(ValueError, match="unknown event kinds pre-empted"):
+        gce_events.OperationWatch(client(fleet), kinds=["pre-empted"])
+    with pytest.raises(ValueError, match="mode must be api or metadata"):
+        asyncio.run(gce_events.main(asyncio.Queue(), {"mode": "webhook"}))
+
+
+async def first_event(args, trigger, observe=lambda: None, limit=10):
+    """Run the source, ``trigger`` the change, return (first event, seconds to it, ``observe()`` then)."""
+    queue = asyncio.Queue()
+    task = asyncio.create_task(gce_events.main(queue, args))
+    try:
+        await asyncio.sleep(0.5)
+        triggered = time.monotonic()
+        await asyncio.to_thread(trigger)
+        event = await asyncio.wait_for(queue.get(), limit)
+        seconds = time.monotonic() - triggered
+        return event, seconds, await asyncio.to_thread(observe)
+    finally:
+        task.cancel()
+
+
+def test_api_mode_delivers_a_preemption_within_two_seconds(fleet):
+    args = {"project": fleet.project, "auth_kind": "accesstoken", "access_token": "t",
+            "endpoint": fleet.base + "compute/v1/", "poll_interval": 0.5, "kinds": ["preempted"]}
+    event, seconds = asyncio.run(first_event(args, lambda: fleet.admin(
+        "preempt", {"project": fleet.project, "zone": "us-central1-a", "instance": "ev-a"})))[:2]
+    assert kinds([event]) == [("preempted", "ev-a", "us-central1-a")]
+    assert seconds < 2, seconds
+
+
+def test_metadata_mode_hears_the_notice_before_the_stop(fleet):
+    args = {"mode": "metadata", "metadata_url": fleet.base + "computeMetadata/v1/",
+            "metadata_headers": {"X-Emulated-Instance": "us-central1-a/ev-a"}, "timeout_sec": 5}
+    event, seconds, status = asyncio.run(first_event(
+        args, lambda: fleet.admin("preempt", {"project": fleet.project, "zone": "us-central1-a", "instance": "ev-a",
+                                              "notice_seconds": 3}),
+        observe=lambda: fleet.get("zones/us-central1-a/instances/ev-a")["status"]))
+    assert kinds([event]) == [("preemption_notice", "ev-a", "us-central1-a")] and seconds < 1.5
+    assert status == "RUNNING"  # heard during the notice, before the stop
