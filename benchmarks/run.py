@@ -11,7 +11,8 @@ import subprocess
 import sys
 
 HERE = pathlib.Path(__file__).resolve().parent
-BENCHMARKS = ["incus_create", "incus_inventory", "gce_inventory", "gce_operation_delay", "scale_out"]
+BENCHMARKS = ["incus_create", "incus_inventory", "gce_inventory", "gce_operation_delay", "scale_out",
+              "resize_downtime", "failover"]
 
 
 def main(names):

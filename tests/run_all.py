@@ -1,9 +1,9 @@
 """`make test`: every stage CI runs, with one summary of counts at the end.
 
 The end-to-end fleets (tests/e2e) spend most of their time waiting on VMs booting and apt, so they
-start in the background right after the sandbox stage (the central fleet's files in one pytest, the
-active/standby pair's in another) while the other stages run in order in the foreground; their
-output goes to build/logs/e2e-*.log and is shown when a background stage fails.
+start in the background right after the sandbox stage, one pytest per fleet (E2E_GROUPS), while the
+other stages run in order in the foreground; their output goes to build/logs/e2e*.log and is shown
+when a background stage fails.
 
 A failing stage does not stop the later ones (so one run shows everything that is broken),
 but any failure makes the exit status non-zero. Counts come from each tool's own report:
@@ -104,7 +104,7 @@ def molecule_stage():
 class BackgroundPytest:
     """A pytest run started now and collected later (its output only in build/logs/<name>.log)."""
 
-    def __init__(self, name, paths):
+    def __init__(self, name, paths, env):
         self.name = name
         (BUILD / ("junit-%s.xml" % name)).unlink(missing_ok=True)
         self.log_path = BUILD / "logs" / ("%s.log" % name)
@@ -112,7 +112,7 @@ class BackgroundPytest:
         self.started = time.monotonic()
         with open(self.log_path, "w", encoding="utf-8") as log:
             self.proc = subprocess.Popen(pytest_command(name, paths), cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                                         env=dict(os.environ, PATH="%s:%s" % (BIN, os.environ["PATH"])))
+                                         env=dict(os.environ, PATH="%s:%s" % (BIN, os.environ["PATH"]), **env))
 
     def finish(self):
         counts = pytest_counts(self.name, self.proc.wait())
@@ -121,11 +121,25 @@ class BackgroundPytest:
         return counts
 
 
+# The end-to-end files, grouped so that each group owns one fleet and the groups run side by side:
+# (stage name, fleet name, emulator port, test files matching these prefixes).
+E2E_GROUPS = [
+    ("e2e", "e2e", 8111, ("test_10_", "test_20_", "test_50_")),
+    ("e2e-ops", "ops", 8113, ("test_30_", "test_40_")),
+    ("e2e-ha", "ha", 8112, ("test_60_",)),
+]
+
+
 def e2e_groups():
-    """``{stage name: [test files]}``: the central fleet's files, and the active/standby pair's."""
-    files = sorted(str(path.relative_to(REPO)) for path in (REPO / "tests" / "e2e").glob("test_*.py"))
-    groups = {"e2e": [f for f in files if "_ha_" not in f], "e2e-ha": [f for f in files if "_ha_" in f]}
-    return {name: paths for name, paths in groups.items() if paths}
+    """``[(stage name, test files, environment)]`` for the groups that have files."""
+    files = sorted((REPO / "tests" / "e2e").glob("test_*.py"))
+    groups = []
+    for name, fleet, port, prefixes in E2E_GROUPS:
+        paths = [str(f.relative_to(REPO)) for f in files if f.name.startswith(prefixes)]
+        if paths:
+            groups.append((name, paths, {"FLEET_E2E_NAME": fleet, "FLEET_E2E_PORT": str(port),
+                                         "FLEET_HA_NAME": fleet, "FLEET_HA_PORT": str(port)}))
+    return groups
 
 
 def setup_stage(cmd, log_name):
@@ -156,7 +170,7 @@ def main():
         if name == "sandbox":
             if failed:
                 break  # nothing else can run without Incus
-            background = [BackgroundPytest(group, paths) for group, paths in e2e_groups().items()
+            background = [BackgroundPytest(group, paths, env) for group, paths, env in e2e_groups()
                           if not only or group in only or "e2e" in only]
             for job in background:
                 print("(started %s in the background: %s)" % (job.name, job.log_path), flush=True)

@@ -114,11 +114,14 @@ class IncusClient:
             if bool(client_cert) != bool(client_key):
                 raise FleetError("client_cert and client_key must be given together for %s" % endpoint)
             cert = (client_cert, client_key) if client_cert else None
-            session = pylxd.client.get_session_for_url(endpoint, verify=server_cert or verify, cert=cert)
-            # requests would otherwise let REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE replace the pinned
-            # server certificate (and route the API through HTTPS_PROXY).
-            session.trust_env = False
-            kwargs = dict(endpoint=endpoint, cert=cert, session=session)
+            kwargs = dict(endpoint=endpoint, cert=cert)
+            make_session = getattr(pylxd.client, "get_session_for_url", None)  # pylxd >= 2.3 only
+            if make_session is not None:
+                session = make_session(endpoint, verify=server_cert or verify, cert=cert)
+                # requests would otherwise let REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE replace the pinned
+                # server certificate (and route the API through HTTPS_PROXY).
+                session.trust_env = False
+                kwargs["session"] = session
         # pylxd before 2.3 (Debian 12's python3-pylxd 2.2.10, what Incus hosts have) knows neither
         # projects nor sessions; with it the project travels as a query parameter of each request.
         self._project_param = None

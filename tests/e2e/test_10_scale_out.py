@@ -52,6 +52,12 @@ def test_grow_to_three_backends(central_fleet, canaries):
     assert "10.0.5.0/24" in routes, routes
     assert central_fleet.host_incus(third, "info").returncode == 0
     canaries.check("scale-out to 3 backends")
-    again = central_fleet.playbook("scale_out.yml", {"fleet_backend_count": 3})
-    assert again.changed == {}, again.tail()
-    central_fleet.grown = run
+
+
+def test_site_yml_on_the_grown_fleet_changes_nothing(central_fleet, canaries):
+    # site.yml with the central topology is scale_out.yml: this is also the re-run after growing.
+    run = central_fleet.playbook("site.yml", {"fleet_backend_count": 3})
+    assert run.changed == {}, run.tail()
+    bad = central_fleet.playbook("site.yml", {"fleet_topology": "mesh"}, check=False)
+    assert bad.returncode != 0 and "fleet_topology must be central or ha" in bad.output
+    canaries.check("site.yml")

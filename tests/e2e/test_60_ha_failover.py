@@ -25,8 +25,7 @@ STANDBY_FILE = "written-on-standby.txt"
 @pytest.fixture(scope="module")
 def ha_fleet():
     fleet = SandboxFleet(os.environ.get("FLEET_HA_NAME", "ha"), os.environ.get("FLEET_HA_PORT", "8112")).up()
-    fleet.primary, fleet.standby, fleet.lb = ("%s-jump-a" % fleet.name, "%s-jump-b" % fleet.name,
-                                               "%s-lb" % fleet.name)
+    fleet.primary, fleet.standby, fleet.lb = ("%s-%s" % (fleet.name, vm) for vm in ("jump-a", "jump-b", "lb"))
     fleet.zones = {fleet.primary: "us-central1-a", fleet.standby: "us-central1-b", fleet.lb: "us-central1-c"}
     try:
         fleet.pair = fleet.playbook("ha_pair.yml")
@@ -97,15 +96,18 @@ def test_pair_rerun_changes_nothing(ha_fleet, ha_canaries):
 
 
 def test_replicate_leaves_stopped_stamped_replicas_on_the_standby(ha_fleet):
-    ha_fleet.playbook("replicate.yml")
-    again = ha_fleet.playbook("replicate.yml")  # incremental refresh of existing replicas
-    assert "refreshed" in again.output
+    def stamp():
+        return ha_fleet.host_incus(ha_fleet.standby, "config", "get", "alice-container",
+                                   "user.fleet.replicated-at").stdout.strip()
+
+    ha_fleet.playbook("replicate.yml")  # first run: full copies
+    first = stamp()
+    ha_fleet.playbook("replicate.yml")  # then an incremental refresh of the existing replicas
+    assert stamp() > first, (first, stamp())
     replicas = states(ha_fleet, ha_fleet.standby)
     assert {name: replicas.get(name) for name in user_containers(ha_fleet)} == \
         {name: "STOPPED" for name in user_containers(ha_fleet)}
-    stamp = ha_fleet.host_incus(ha_fleet.standby, "config", "get", "alice-container",
-                                "user.fleet.replicated-at").stdout.strip()
-    assert stamp.endswith("Z") and stamp.startswith("20"), stamp
+    assert stamp().endswith("Z") and stamp().startswith("20"), stamp()
 
 
 def test_failover_to_the_standby_after_losing_the_primary(ha_fleet, ha_canaries):
@@ -150,6 +152,7 @@ def test_failback_to_the_primary_keeps_what_was_written_on_the_standby(ha_fleet,
 @pytest.mark.parametrize("standby", ["", "absent"])
 def test_failover_without_a_standby_fails_before_any_change(ha_fleet, standby):
     before = ha_fleet.admin("stats")["by_route"]
+    containers_before = [states(ha_fleet, vm) for vm in (ha_fleet.primary, ha_fleet.standby)]
     name = "%s-jump-z" % ha_fleet.name if standby else ""
     run = ha_fleet.playbook("failover.yml", {"ha_standby_vm": name}, check=False)
     assert run.returncode != 0 and "No standby" in run.output, run.tail()
@@ -157,4 +160,4 @@ def test_failover_without_a_standby_fails_before_any_change(ha_fleet, standby):
     writes = {route: n - before.get(route, 0) for route, n in after.items()
               if not route.startswith("GET") and n != before.get(route, 0)}
     assert writes == {}, "API writes after bad input: %s" % writes
-    assert {states(ha_fleet, ha_fleet.primary)[n] for n in user_containers(ha_fleet)} == {"RUNNING"}
+    assert [states(ha_fleet, vm) for vm in (ha_fleet.primary, ha_fleet.standby)] == containers_before

@@ -3,7 +3,7 @@
 # emulator's VMs and disks of the end-to-end and benchmark fleets), so a run that follows a killed
 # one starts from the same state as a run on a fresh machine. The demo fleet (gce-sandbox-*) stays.
 set -euo pipefail
-PREFIXES='^(it|mol|cl|emu|bench|gi)-|^gce-(e2e|ha|bench-[a-z]+)-'
+PREFIXES='^(it|mol|cl|emu|bench|gi)-|^gce-(e2e|ops|ha|bench-[a-z]+)-'
 incus list --all-projects -f csv -c n,e 2>/dev/null | while IFS=, read -r name project; do
   if [[ "$name" =~ $PREFIXES ]]; then
     echo "[cleanup] deleting leftover instance $name (project ${project:-default})"
@@ -11,7 +11,7 @@ incus list --all-projects -f csv -c n,e 2>/dev/null | while IFS=, read -r name p
   fi
 done
 incus storage volume list default -f csv -c tn 2>/dev/null | while IFS=, read -r kind name; do
-  if [ "$kind" = custom ] && [[ "$name" =~ ^gce-disk-(e2e|ha|bench-[a-z]+)- ]]; then
+  if [ "$kind" = custom ] && [[ "$name" =~ ^gce-disk-(e2e|ops|ha|bench-[a-z]+)- ]]; then
     echo "[cleanup] deleting leftover disk $name"
     incus storage volume delete default "$name" >/dev/null || true
   fi

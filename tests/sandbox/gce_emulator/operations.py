@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 import time
@@ -75,7 +76,7 @@ class Operations:
             if rid_key and rid_key in self.store.request_ids:
                 op = self.store.find(coll, self.store.request_ids[rid_key].rsplit("/", 1)[-1])
                 if op is not None:
-                    return op
+                    return copy.deepcopy(op)
             name = f"operation-{int(time.time() * 1000)}-{uuid.uuid4().hex[:13]}-{uuid.uuid4().hex[:8]}-{uuid.uuid4().hex[:8]}"
             stamp = now_rfc3339()
             op = {
@@ -102,12 +103,15 @@ class Operations:
             self.store.put(coll, op)
             if rid_key:
                 self.store.request_ids[rid_key] = f"{coll}/{name}"
+            # The caller serialises its answer outside the lock while the worker may already be
+            # finishing the stored operation: hand back a copy, never the live record.
+            answer = copy.deepcopy(op)
         fault = self._take_fault(op_type)
         if fault:
             work = self._failing_work(fault, scope, undo)
         threading.Thread(target=self._run, args=(coll, name, target, work), name=f"op-{op_type}",
                          daemon=True).start()
-        return op
+        return answer
 
     def target_lock(self, target: str) -> threading.Lock:
         """Operations on one resource run one after another, as GCE queues them."""
@@ -144,7 +148,6 @@ class Operations:
 
     def finish(self, coll: str, name: str, error: OperationError | None) -> None:
         def done(op: dict) -> None:
-            op["status"] = "DONE"
             op["progress"] = 100
             op["endTime"] = now_rfc3339()
             if error is not None:
@@ -153,6 +156,7 @@ class Operations:
                 op["error"] = {"errors": [{"code": error.code, "message": error.message}]}
                 op["httpErrorStatusCode"] = error.http_status
                 op["httpErrorMessage"] = HTTP_MESSAGES.get(error.http_status, "ERROR")
+            op["status"] = "DONE"
         try:
             self.store.update(coll, name, done)
         except ApiError:
@@ -174,14 +178,15 @@ class Operations:
                        if path.endswith("/operations") for op in ops.values())
 
     def get(self, project: str, scope: str, name: str) -> dict:
+        """A copy of the operation (by name or id), consistent even while a worker finishes it."""
         coll = self.collection(project, scope)
-        op = self.store.find(coll, name)
-        if op is None:
-            for candidate in list(self.store.collection(coll).values()):
-                if candidate["id"] == name:
-                    return candidate
-            raise not_found(f"projects/{project}/{scope}/operations/{name}")
-        return op
+        with self.store.lock:
+            op = self.store.find(coll, name)
+            if op is None:
+                op = next((c for c in self.store.collection(coll).values() if c["id"] == name), None)
+            if op is None:
+                raise not_found(f"projects/{project}/{scope}/operations/{name}")
+            return copy.deepcopy(op)
 
     def wait(self, project: str, scope: str, name: str, timeout: float) -> dict:
         self.get(project, scope, name)

@@ -55,6 +55,8 @@ class Store:
         self.state_file = os.path.join(state_dir, "state.json") if state_dir else None
         self._dirty = threading.Event()
         self._stop = threading.Event()
+        # The saver thread and close() may both save: one writer at a time on the one temp file.
+        self._save_lock = threading.Lock()
         if self.state_file and os.path.exists(self.state_file):
             with open(self.state_file, encoding="utf-8") as fh:
                 data = json.load(fh)
@@ -88,9 +90,10 @@ class Store:
         with self.lock:
             text = json.dumps({"collections": self.collections, "request_ids": self.request_ids})
         tmp = self.state_file + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, self.state_file)
+        with self._save_lock:
+            with open(tmp, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            os.replace(tmp, self.state_file)
 
     def close(self) -> None:
         self._stop.set()
