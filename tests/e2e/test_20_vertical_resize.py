@@ -116,4 +116,3 @@ def test_unknown_host_fails_before_any_change(central_fleet):
         "vertical_resize.yml", {"resize_host": "no-such-vm", "resize_machine_type": NEW_TYPE}, check=False))
     assert run.returncode != 0 and said(run, "resize_host must be one of the fleet's VMs"), run.tail()
     assert writes == {}, writes
-
