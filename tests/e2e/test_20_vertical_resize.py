@@ -88,7 +88,7 @@ def test_memory_below_threshold_changes_nothing(central_fleet):
     run, writes = api_writes_during(central_fleet, lambda: central_fleet.playbook(
         "vertical_resize.yml", {"resize_host": backend, "resize_memory_threshold": 100}))
     assert run.changed == {} and writes == {}, run.tail()
-    assert said(run, "not above 100 %: nothing to do"), run.tail()
+    assert said(run, "not above 100 %): nothing to do"), run.tail()
 
 
 def test_top_of_the_ladder_fails_before_any_change(central_fleet):
