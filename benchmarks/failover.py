@@ -19,21 +19,17 @@ import json
 import pathlib
 import sys
 import time
-import urllib.request
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests" / "e2e"))
 
 from results import machine, replace_section  # noqa: E402
-from sandbox_fleet import PROJECT, SandboxFleet  # noqa: E402
+from sandbox_fleet import SandboxFleet  # noqa: E402
 
 HEADING = "## failover.yml: recovery time and data-loss window of an HA pair"
 
 
 def stop_vm(fleet, vm, zone):
-    request = urllib.request.Request(
-        fleet.endpoint + "projects/%s/zones/%s/instances/%s/stop" % (PROJECT, zone, vm), data=b"", method="POST",
-        headers={"Authorization": "Bearer sandbox-token"})
-    urllib.request.urlopen(request, timeout=60).close()
+    fleet.compute("zones/%s/instances/%s/stop" % (zone, vm), method="POST")
     while fleet.compute("zones/%s/instances/%s" % (zone, vm))["status"] != "TERMINATED":
         time.sleep(1)
 

@@ -153,11 +153,17 @@ class SandboxFleet:
         with urllib.request.urlopen(request, timeout=120) as response:
             return json.load(response)
 
-    def compute(self, path):
-        """GET a Compute API path below ``projects/<project>/`` (e.g. ``zones/us-central1-a/instances/x``)."""
-        request = urllib.request.Request(self.endpoint + "projects/%s/%s" % (PROJECT, path),
-                                         headers={"Authorization": "Bearer sandbox-token"})
-        with urllib.request.urlopen(request, timeout=30) as response:
+    def compute(self, path, method="GET", body=None):
+        """Call the Compute API at a path below ``projects/<project>/`` (e.g. ``zones/us-central1-a/instances/x``)
+        as any client would; returns the answer (for a change, its operation). HTTP errors raise."""
+        headers = {"Authorization": "Bearer sandbox-token"}
+        data = None
+        if body is not None or method == "POST":
+            data = json.dumps(body or {}).encode()
+            headers["Content-Type"] = "application/json"
+        request = urllib.request.Request(self.endpoint + "projects/%s/%s" % (PROJECT, path), data=data,
+                                         method=method, headers=headers)
+        with urllib.request.urlopen(request, timeout=60) as response:
             return json.load(response)
 
     def vm_container(self, vm):

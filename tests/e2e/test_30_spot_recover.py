@@ -7,10 +7,10 @@ import json
 import subprocess
 import threading
 import time
-import urllib.request
+
+from sandbox_fleet import PROJECT
 
 ZONE = "us-central1-a"
-PROJECT = "sandbox-project"
 
 
 def instance(fleet, vm):
@@ -97,11 +97,7 @@ def test_preempted_vm_outside_the_fleet_is_left_alone(central_fleet):
         "scheduling": {"provisioningModel": "SPOT", "instanceTerminationAction": "STOP"},
         "labels": {"fleet": "someone-else"},
     }
-    request = urllib.request.Request(
-        central_fleet.endpoint + "projects/%s/zones/%s/instances" % (PROJECT, ZONE), data=json.dumps(body).encode(),
-        method="POST", headers={"Authorization": "Bearer sandbox-token", "Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=60):
-        pass
+    central_fleet.compute("zones/%s/instances" % ZONE, method="POST", body=body)
     try:
         wait_status(central_fleet, foreign, "RUNNING")
         preempt(central_fleet, foreign)
@@ -112,11 +108,7 @@ def test_preempted_vm_outside_the_fleet_is_left_alone(central_fleet):
         assert named.returncode != 0 and "which is not a VM of fleet" in named.output, named.tail()
         assert instance(central_fleet, foreign)["status"] == "TERMINATED"
     finally:
-        delete = urllib.request.Request(
-            central_fleet.endpoint + "projects/%s/zones/%s/instances/%s" % (PROJECT, ZONE, foreign), method="DELETE",
-            headers={"Authorization": "Bearer sandbox-token"})
-        with urllib.request.urlopen(delete, timeout=60):
-            pass
+        central_fleet.compute("zones/%s/instances/%s" % (ZONE, foreign), method="DELETE")
 
 
 def test_preempted_backend_is_started_with_its_containers(central_fleet, canaries):

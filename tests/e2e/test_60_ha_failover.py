@@ -11,12 +11,11 @@ import json
 import os
 import subprocess
 import time
-import urllib.request
 
 import pytest
 
 from conftest import Canaries
-from sandbox_fleet import PROJECT, SandboxFleet
+from sandbox_fleet import SandboxFleet
 
 LATE_FILE = "written-after-replication.txt"
 STANDBY_FILE = "written-on-standby.txt"
@@ -48,10 +47,7 @@ def vm_status(fleet, vm):
 
 def power(fleet, vm, verb, want):
     """What Google (or an outage) does to a VM: POST instances/<vm>/stop|start, then wait for ``want``."""
-    request = urllib.request.Request(
-        fleet.endpoint + "projects/%s/zones/%s/instances/%s/%s" % (PROJECT, fleet.zones[vm], vm, verb),
-        data=b"", method="POST", headers={"Authorization": "Bearer sandbox-token"})
-    urllib.request.urlopen(request, timeout=60).close()
+    fleet.compute("zones/%s/instances/%s/%s" % (fleet.zones[vm], vm, verb), method="POST")
     deadline = time.monotonic() + 180
     while vm_status(fleet, vm) != want:
         assert time.monotonic() < deadline, "%s never became %s" % (vm, want)

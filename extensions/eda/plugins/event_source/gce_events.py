@@ -70,7 +70,10 @@ KIND_OF_OPERATION = {
     "resume": "resumed",
     "setMachineType": "machine_type_changed",
 }
-AUTH_ARGS = ("auth_kind", "access_token", "service_account_file", "service_account_contents", "endpoint")
+# Argument -> the environment variable the collection's GCE modules fall back to for it.
+AUTH_ARGS = {"auth_kind": "GCP_AUTH_KIND", "access_token": "GCP_ACCESS_TOKEN",
+             "service_account_file": "GCP_SERVICE_ACCOUNT_FILE", "service_account_contents": "GCP_SERVICE_ACCOUNT_CONTENTS",
+             "endpoint": "GCP_COMPUTE_ENDPOINT"}
 DEFAULT_METADATA_URL = "http://metadata.google.internal/computeMetadata/v1/"
 
 
@@ -168,10 +171,7 @@ def client_from_args(args):
     project = args.get("project") or os.environ.get("GCP_PROJECT")
     if not project:
         raise ValueError("gce_events needs a project (argument project or GCP_PROJECT)")
-    options = {key: args.get(key) or os.environ.get("GCP_" + key.upper()) for key in AUTH_ARGS}
-    if options["endpoint"] is None:
-        options["endpoint"] = os.environ.get("GCP_COMPUTE_ENDPOINT")
-    return GceClient(project, **options)
+    return GceClient(project, **{key: args.get(key) or os.environ.get(env) for key, env in AUTH_ARGS.items()})
 
 
 async def watch_api(queue, args):
