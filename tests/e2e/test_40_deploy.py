@@ -99,7 +99,10 @@ def fleet(central_fleet, canaries):
         incus_ok(central_fleet, vm, "launch", "fleet-base", "deploy-build")
         incus_ok(central_fleet, vm, "exec", "deploy-build", "--", "sh", "-c",
                  "mkdir -p /srv/www && echo ok > /srv/www/index.html && cat > /etc/systemd/system/web.service <<'EOF'\n"
-                 "%sEOF\nsystemctl enable web.service" % UNIT)
+                 "%sEOF\n"
+                 # a link, not systemctl enable: systemd in a just-started container may not be on the bus yet
+                 "mkdir -p /etc/systemd/system/multi-user.target.wants && "
+                 "ln -sf ../web.service /etc/systemd/system/multi-user.target.wants/web.service" % UNIT)
         incus_ok(central_fleet, vm, "stop", "deploy-build")
         incus_ok(central_fleet, vm, "publish", "deploy-build", "--alias", IMAGE, "--compression", "none")
         incus_ok(central_fleet, vm, "delete", "deploy-build")
