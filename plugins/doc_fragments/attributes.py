@@ -35,7 +35,19 @@ attributes:
     support: full
 """
 
-    # Modules that change state and support both check and diff mode.
+    # Modules that change state, predict every change under check mode, show it under diff mode,
+    # and report no change on a second identical run.
+    STATEFUL_MODULE = r"""
+options: {}
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+  idempotent:
+    support: full
+"""
+
     ACTIONGROUP_INCUS = r"""
 options: {}
 attributes:

@@ -17,13 +17,7 @@ extends_documentation_fragment:
   - containarium.fleet.gce
   - containarium.fleet.attributes
   - containarium.fleet.attributes.ACTIONGROUP_GCE
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  idempotent:
-    support: full
+  - containarium.fleet.attributes.STATEFUL_MODULE
 options:
   name:
     description: Rule name (RFC 1035).

@@ -19,13 +19,7 @@ extends_documentation_fragment:
   - containarium.fleet.gce
   - containarium.fleet.attributes
   - containarium.fleet.attributes.ACTIONGROUP_GCE
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  idempotent:
-    support: full
+  - containarium.fleet.attributes.STATEFUL_MODULE
 options:
   name:
     description: Pool name (RFC 1035).
