@@ -8,11 +8,9 @@ FLEET_E2E_KEEP=1 to keep the fleet after the run (a second run then starts from 
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-from sandbox_fleet import SandboxFleet
+from sandbox_fleet import built_fleet
 
 CANARY = "canary.bin"
 
@@ -45,13 +43,8 @@ class Canaries:
 
 @pytest.fixture(scope="session")
 def central_fleet():
-    fleet = SandboxFleet(os.environ.get("FLEET_E2E_NAME", "e2e"), os.environ.get("FLEET_E2E_PORT", "8111")).up()
-    try:
-        fleet.playbook("scale_out.yml")
+    with built_fleet("E2E", "e2e", 8111, "scale_out.yml") as fleet:
         yield fleet
-    finally:
-        if os.environ.get("FLEET_E2E_KEEP") != "1":
-            fleet.down()
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ Google would do to them (preempt). Several fleets with different names and ports
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
@@ -174,3 +175,20 @@ class SandboxFleet:
         """Run ``incus`` inside a backend VM (the nested Incus that holds user containers)."""
         return subprocess.run(["incus", "exec", self.vm_container(vm), "--", "incus", *args],
                               capture_output=True, text=True, check=False)
+
+
+@contextlib.contextmanager
+def built_fleet(env, name, port, playbook, **fleet_args):
+    """A fleet brought up and built with ``playbook`` (its run kept as ``fleet.build``), for a session fixture.
+
+    FLEET_<env>_NAME / FLEET_<env>_PORT override name and port, so that parallel runs do not collide;
+    the fleet is torn down afterwards, even when the build fails, unless FLEET_E2E_KEEP=1.
+    """
+    fleet = SandboxFleet(os.environ.get("FLEET_%s_NAME" % env, name), os.environ.get("FLEET_%s_PORT" % env, str(port)),
+                         **fleet_args).up()
+    try:
+        fleet.build = fleet.playbook(playbook)
+        yield fleet
+    finally:
+        if os.environ.get("FLEET_E2E_KEEP") != "1":
+            fleet.down()

@@ -8,14 +8,13 @@ primary back, fail back, and refuse a failover without a standby.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 
 import pytest
 
 from conftest import Canaries
-from sandbox_fleet import SandboxFleet
+from sandbox_fleet import built_fleet
 
 LATE_FILE = "written-after-replication.txt"
 STANDBY_FILE = "written-on-standby.txt"
@@ -23,15 +22,10 @@ STANDBY_FILE = "written-on-standby.txt"
 
 @pytest.fixture(scope="module")
 def ha_fleet():
-    fleet = SandboxFleet(os.environ.get("FLEET_HA_NAME", "ha"), os.environ.get("FLEET_HA_PORT", "8112")).up()
-    fleet.primary, fleet.standby, fleet.lb = ("%s-%s" % (fleet.name, vm) for vm in ("jump-a", "jump-b", "lb"))
-    fleet.zones = {fleet.primary: "us-central1-a", fleet.standby: "us-central1-b", fleet.lb: "us-central1-c"}
-    try:
-        fleet.pair = fleet.playbook("ha_pair.yml")
+    with built_fleet("HA", "ha", 8112, "ha_pair.yml") as fleet:
+        fleet.primary, fleet.standby, fleet.lb = ("%s-%s" % (fleet.name, vm) for vm in ("jump-a", "jump-b", "lb"))
+        fleet.zones = {fleet.primary: "us-central1-a", fleet.standby: "us-central1-b", fleet.lb: "us-central1-c"}
         yield fleet
-    finally:
-        if os.environ.get("FLEET_E2E_KEEP") != "1":
-            fleet.down()
 
 
 @pytest.fixture(scope="module")
