@@ -13,17 +13,10 @@ balancer to move users to the second jump and warn that container IPs may change
 
 from __future__ import annotations
 
-import argparse
-import datetime
 import json
-import pathlib
-import sys
 import time
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests" / "e2e"))
-
-from results import machine, replace_section  # noqa: E402
-from sandbox_fleet import SandboxFleet  # noqa: E402
+from fleet_bench import SandboxFleet, command_line, publish, table_row
 
 HEADING = "## failover.yml: recovery time and data-loss window of an HA pair"
 
@@ -35,9 +28,8 @@ def stop_vm(fleet, vm, zone):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = command_line(__doc__)
     parser.add_argument("--gap", type=int, default=30, help="seconds between the last refresh and the outage")
-    parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
     fleet = SandboxFleet("bench-ha", 8145).up()
     try:
@@ -51,9 +43,8 @@ def main():
         assert again.changed == {}, "re-run changed %s" % again.changed
     finally:
         fleet.down()
-    row = "| %s | %s | %d | %d | %.1f | %.1f | %.0f |" % (
-        datetime.date.today().isoformat(), machine(), len(report["addresses"]), args.gap,
-        float(report["recovery_seconds"]), float(report["data_loss_window_seconds"]), run.seconds)
+    row = table_row("%d" % len(report["addresses"]), "%d" % args.gap, "%.1f" % float(report["recovery_seconds"]),
+                    "%.1f" % float(report["data_loss_window_seconds"]), "%.0f" % run.seconds)
     body = ("One unplanned `ansible-playbook playbooks/failover.yml` on the sandbox (GCE emulator; each jump a "
             "nested-Incus container, the load balancer HAProxy in a third). The primary VM is stopped through the "
             "Compute API `--gap` seconds after the last replicate.yml refresh. Recovery: start of the playbook -> "
@@ -62,9 +53,7 @@ def main():
             "`.venv/bin/python benchmarks/failover.py`.\n\n"
             "| date | machine | containers | gap (s) | recovery (s) | data-loss window (s) | playbook wall (s) |\n"
             "|---|---|---|---|---|---|---|\n" + row)
-    print(body)
-    if not args.no_write:
-        replace_section(HEADING, body)
+    publish(args, HEADING, body, row)
 
 
 if __name__ == "__main__":

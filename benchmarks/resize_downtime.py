@@ -12,24 +12,16 @@ stop / set-machine-type / start on GCE.
 
 from __future__ import annotations
 
-import argparse
-import datetime
 import json
-import pathlib
 import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests" / "e2e"))
-
-from results import machine, replace_section  # noqa: E402
-from sandbox_fleet import SandboxFleet  # noqa: E402
+from fleet_bench import SandboxFleet, command_line, publish, table_row
 
 HEADING = "## vertical_resize.yml: downtime of a backend resize"
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--no-write", action="store_true")
-    args = parser.parse_args()
+    args = command_line(__doc__).parse_args()
     fleet = SandboxFleet("bench-rs", 8125).up()
     backend = "bench-rs-backend-1"
     try:
@@ -40,19 +32,16 @@ def main():
         assert again.changed == {}, "re-run changed %s" % again.changed
     finally:
         fleet.down()
-    row = "| %s | %s | %s -> %s | %d | %.1f | %.1f | %.1f | %.0f |" % (
-        datetime.date.today().isoformat(), machine(), report["from"], report["to"], len(report["containers"]),
-        report["api_running_seconds"], report["ssh_downtime_seconds"], report["container_downtime_seconds"],
-        run.seconds)
+    row = table_row("%s -> %s" % (report["from"], report["to"]), "%d" % len(report["containers"]),
+                    "%.1f" % report["api_running_seconds"], "%.1f" % report["ssh_downtime_seconds"],
+                    "%.1f" % report["container_downtime_seconds"], "%.0f" % run.seconds)
     body = ("One `ansible-playbook playbooks/vertical_resize.yml` on the sandbox (GCE emulator, the backend VM a "
             "nested-Incus container; memory rule with a 0 % threshold, so the backend below the ladder steps to its "
             "first rung). Times from the stop request, as the playbook's report gives them. Seed figure for a "
             "manual resize on GCE: 2-3 minutes. Re-run: `.venv/bin/python benchmarks/resize_downtime.py`.\n\n"
             "| date | machine | resize | containers | API: VM running again (s) | SSH back (s) | "
             "containers answering (s) | whole playbook (s) |\n|---|---|---|---|---|---|---|---|\n" + row)
-    print(row)
-    if not args.no_write:
-        replace_section(HEADING, body)
+    publish(args, HEADING, body, row)
     return 0
 
 

@@ -10,23 +10,15 @@ then torn down. Each growth run is followed by a re-run that must report changed
 
 from __future__ import annotations
 
-import argparse
-import datetime
-import pathlib
 import sys
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests" / "e2e"))
-
-from results import machine, replace_section  # noqa: E402
-from sandbox_fleet import SandboxFleet  # noqa: E402
+from fleet_bench import SandboxFleet, command_line, publish, table_row
 
 HEADING = "## scale_out.yml: adding 1 backend versus adding 3"
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--no-write", action="store_true")
-    args = parser.parse_args()
+    args = command_line(__doc__).parse_args()
     fleet = SandboxFleet("bench-so", 8115).up()
     try:
         base = fleet.playbook("scale_out.yml", {"fleet_backend_count": 1})
@@ -38,17 +30,14 @@ def main():
             grown[added].rerun_seconds = rerun.seconds
     finally:
         fleet.down()
-    row = "| %s | %s | %.0f | %.0f | %.0f | %.2f | %.0f |" % (
-        datetime.date.today().isoformat(), machine(), base.seconds, grown[1].seconds, grown[3].seconds,
-        grown[3].seconds / grown[1].seconds, grown[3].rerun_seconds)
+    row = table_row("%.0f" % base.seconds, "%.0f" % grown[1].seconds, "%.0f" % grown[3].seconds,
+                    "%.2f" % (grown[3].seconds / grown[1].seconds), "%.0f" % grown[3].rerun_seconds)
     body = ("Whole `ansible-playbook playbooks/scale_out.yml` wall time on the sandbox (GCE emulator, VMs as "
             "nested-Incus containers, apt through the local cache): first a jump and 1 backend from nothing, then "
             "+1 backend, then +3. Re-run: `.venv/bin/python benchmarks/scale_out.py`.\n\n"
             "| date | machine | jump + 1 backend from nothing (s) | +1 backend (s) | +3 backends (s) | ratio +3/+1 | "
             "re-run at 5, changed=0 (s) |\n|---|---|---|---|---|---|---|\n" + row)
-    print(row)
-    if not args.no_write:
-        replace_section(HEADING, body)
+    publish(args, HEADING, body, row)
     return 0
 
 
