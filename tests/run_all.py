@@ -121,12 +121,14 @@ class BackgroundPytest:
         return counts
 
 
-# The end-to-end files, grouped so that each group owns one fleet and the groups run side by side:
-# (stage name, fleet name, emulator port, test files matching these prefixes).
+# The end-to-end files, grouped so that each group owns its fleets and the groups run side by side:
+# (stage name, environment, test files matching these prefixes). Each fixture names its fleet and
+# emulator port after FLEET_<X>_NAME / _PORT with distinct defaults; the ops group runs the central
+# fleet's fixture a second time, so it renames that fleet.
 E2E_GROUPS = [
-    ("e2e", "e2e", 8111, ("test_10_", "test_20_", "test_50_")),
-    ("e2e-ops", "ops", 8113, ("test_30_", "test_40_")),
-    ("e2e-ha", "ha", 8112, ("test_60_",)),
+    ("e2e", {}, ("test_10_", "test_20_", "test_50_")),
+    ("e2e-ops", {"FLEET_E2E_NAME": "ops", "FLEET_E2E_PORT": "8113"}, ("test_30_", "test_40_")),
+    ("e2e-ha", {}, ("test_60_",)),
 ]
 
 
@@ -134,11 +136,10 @@ def e2e_groups():
     """``[(stage name, test files, environment)]`` for the groups that have files."""
     files = sorted((REPO / "tests" / "e2e").glob("test_*.py"))
     groups = []
-    for name, fleet, port, prefixes in E2E_GROUPS:
+    for name, env, prefixes in E2E_GROUPS:
         paths = [str(f.relative_to(REPO)) for f in files if f.name.startswith(prefixes)]
         if paths:
-            groups.append((name, paths, {"FLEET_E2E_NAME": fleet, "FLEET_E2E_PORT": str(port),
-                                         "FLEET_HA_NAME": fleet, "FLEET_HA_PORT": str(port)}))
+            groups.append((name, paths, env))
     return groups
 
 

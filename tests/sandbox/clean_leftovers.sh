@@ -3,7 +3,9 @@
 # emulator's VMs and disks of the end-to-end and benchmark fleets), so a run that follows a killed
 # one starts from the same state as a run on a fresh machine. The demo fleet (gce-sandbox-*) stays.
 set -euo pipefail
-PREFIXES='^(it|mol|cl|emu|bench|gi)-|^gce-(e2e|ops|ha|bench-[a-z]+)-'
+# The test fleets (tests/e2e fixtures and benchmarks) by name.
+FLEETS='e2e|ops|ha|topo|sp|sn|bench-[a-z]+'
+PREFIXES="^(it|mol|cl|emu|bench|gi)-|^gce-($FLEETS)-"
 incus list --all-projects -f csv -c n,e 2>/dev/null | while IFS=, read -r name project; do
   if [[ "$name" =~ $PREFIXES ]]; then
     echo "[cleanup] deleting leftover instance $name (project ${project:-default})"
@@ -11,7 +13,7 @@ incus list --all-projects -f csv -c n,e 2>/dev/null | while IFS=, read -r name p
   fi
 done
 incus storage volume list default -f csv -c tn 2>/dev/null | while IFS=, read -r kind name; do
-  if [ "$kind" = custom ] && [[ "$name" =~ ^gce-disk-(e2e|ops|ha|bench-[a-z]+)- ]]; then
+  if [ "$kind" = custom ] && [[ "$name" =~ ^gce-disk-($FLEETS)- ]]; then
     echo "[cleanup] deleting leftover disk $name"
     incus storage volume delete default "$name" >/dev/null || true
   fi
