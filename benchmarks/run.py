@@ -12,7 +12,7 @@ import sys
 
 HERE = pathlib.Path(__file__).resolve().parent
 BENCHMARKS = ["incus_create", "incus_inventory", "gce_inventory", "gce_operation_delay", "scale_out",
-              "resize_downtime", "failover"]
+              "resize_downtime", "failover", "spot_protection"]
 
 
 def main(names):

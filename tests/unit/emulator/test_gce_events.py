@@ -90,8 +90,14 @@ def test_bad_arguments_fail_at_once(fleet, monkeypatch):
         asyncio.run(gce_events.main(asyncio.Queue(), {}))
     with pytest.raises(ValueError, match="unknown event kinds pre-empted"):
         gce_events.OperationWatch(client(fleet), kinds=["pre-empted"])
-    with pytest.raises(ValueError, match="mode must be api or metadata"):
+    with pytest.raises(ValueError, match="mode must be api, metadata or tick"):
         asyncio.run(gce_events.main(asyncio.Queue(), {"mode": "webhook"}))
+    with pytest.raises(ValueError, match="cannot authenticate to project p1: .*credentials"):
+        asyncio.run(gce_events.main(asyncio.Queue(), {"project": "p1", "auth_kind": "accesstoken"}))
+    with pytest.raises(ValueError, match="instances must be a list of <zone>/<name>"):
+        asyncio.run(gce_events.main(asyncio.Queue(), {"mode": "metadata", "instances": ["ev-a"]}))
+    with pytest.raises(ValueError, match="tick interval must be a positive number"):
+        asyncio.run(gce_events.main(asyncio.Queue(), {"mode": "tick", "interval": 0}))
 
 
 async def first_event(args, trigger, observe=lambda: None, limit=10):
@@ -127,3 +133,30 @@ def test_metadata_mode_hears_the_notice_before_the_stop(fleet):
         observe=lambda: fleet.get("zones/us-central1-a/instances/ev-a")["status"]))
     assert kinds([event]) == [("preemption_notice", "ev-a", "us-central1-a")] and seconds < 1.5
     assert status == "RUNNING"  # heard during the notice, before the stop
+
+
+def test_metadata_mode_watches_several_vms_through_one_relay(fleet):
+    """``instances``: one long-poll per VM; only the VM under notice is reported, while it still runs."""
+    args = {"mode": "metadata", "metadata_url": fleet.base + "computeMetadata/v1/", "timeout_sec": 5,
+            "instances": ["us-central1-a/ev-a", "europe-west1-b/ev-b"]}
+    event, seconds, status = asyncio.run(first_event(
+        args, lambda: fleet.admin("preempt", {"project": fleet.project, "zone": "europe-west1-b", "instance": "ev-b",
+                                              "notice_seconds": 3}),
+        observe=lambda: fleet.get("zones/europe-west1-b/instances/ev-b")["status"]))
+    assert kinds([event]) == [("preemption_notice", "ev-b", "europe-west1-b")] and seconds < 1.5
+    assert status == "RUNNING" and event["gce_event"]["time"]
+
+
+def test_tick_mode_emits_a_tick_each_interval():
+    async def two_ticks():
+        queue = asyncio.Queue()
+        task = asyncio.create_task(gce_events.main(queue, {"mode": "tick", "interval": 0.2}))
+        try:
+            started = time.monotonic()
+            ticks = [await asyncio.wait_for(queue.get(), 2), await asyncio.wait_for(queue.get(), 2)]
+            return ticks, time.monotonic() - started
+        finally:
+            task.cancel()
+
+    ticks, seconds = asyncio.run(two_ticks())
+    assert [t["gce_event"]["kind"] for t in ticks] == ["tick", "tick"] and 0.35 < seconds < 1.5

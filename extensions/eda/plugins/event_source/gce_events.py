@@ -20,14 +20,21 @@ neither repeats nor skips an event.
 
 ``metadata`` (run it ON a spot VM): long-polls the metadata server's ``instance/preempted`` key with
 ``wait_for_change`` and emits ``kind: preemption_notice`` the moment it turns TRUE, i.e. at the start
-of the 30-second notice, before the VM stops.
+of the 30-second notice, before the VM stops. With ``instances`` (a list of ``<zone>/<name>``) it
+watches several VMs through ONE metadata endpoint that tells them apart by the ``X-Emulated-Instance``
+header (the sandbox emulator, or a metadata relay), one long-poll per VM.
+
+``tick``: emits ``{"gce_event": {"kind": "tick", "time": ...}}`` every ``interval`` seconds (default 30),
+for rules that must run on a timer (e.g. the scale-back of spot replacements, resumed after a restart).
 
 Arguments (api mode): project (or GCP_PROJECT), auth_kind / access_token / service_account_file /
 service_account_contents (or the GCP_* variables), endpoint (or GCP_COMPUTE_ENDPOINT), poll_interval
 (2), state_file (optional, but without it a restart starts from "now"), kinds (list; default all),
 instance_prefix (only instances whose name starts with it, e.g. the fleet's name).
 Arguments (metadata mode): metadata_url (http://metadata.google.internal/computeMetadata/v1/),
-timeout_sec (long-poll length, 60), metadata_headers (extra request headers, e.g. for a metadata proxy).
+timeout_sec (long-poll length, 60), metadata_headers (extra request headers, e.g. for a metadata proxy),
+instances (optional list of ``<zone>/<name>``, see above).
+Arguments (tick mode): interval (seconds, 30).
 
 Example rulebook source::
 
@@ -40,6 +47,7 @@ Example rulebook source::
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import logging
 import os
@@ -163,6 +171,9 @@ class OperationWatch:
             event = event_of(self.client.project, scope, operation)
             if event["gce_event"]["instance"].startswith(self.instance_prefix):
                 events.append(event)
+            else:
+                LOG.info("skipping %s of %s: not an instance named %s*", event["gce_event"]["kind"],
+                         event["gce_event"]["instance"], self.instance_prefix)
         self.watermark.save()
         return events
 
@@ -171,14 +182,21 @@ def client_from_args(args):
     project = args.get("project") or os.environ.get("GCP_PROJECT")
     if not project:
         raise ValueError("gce_events needs a project (argument project or GCP_PROJECT)")
-    return GceClient(project, **{key: args.get(key) or os.environ.get(env) for key, env in AUTH_ARGS.items()})
+    try:
+        return GceClient(project, **{key: args.get(key) or os.environ.get(env) for key, env in AUTH_ARGS.items()})
+    except FleetError as exc:
+        raise ValueError("gce_events cannot authenticate to project %s: %s" % (project, exc)) from exc
 
 
 async def watch_api(queue, args):
     client = client_from_args(args)
     watch = OperationWatch(client, args.get("kinds"), args.get("state_file"), args.get("instance_prefix"))
     interval = float(args.get("poll_interval", 2))
-    await asyncio.to_thread(watch.start_from_now)
+    try:
+        # The first listing also proves the credentials: a bad token fails here, at once, not later.
+        await asyncio.to_thread(watch.start_from_now)
+    except FleetError as exc:
+        raise ValueError("gce_events cannot list the operations of project %s: %s" % (client.project, exc)) from exc
     LOG.info("watching project %s for instance events every %.1f s", client.project, interval)
     while True:
         try:
@@ -188,25 +206,31 @@ async def watch_api(queue, args):
             LOG.warning("listing operations failed, retrying: %s", exc)
             events = []
         for event in events:
+            LOG.info("event %s of %s in %s (%s)", event["gce_event"]["kind"], event["gce_event"]["instance"],
+                     event["gce_event"]["zone"], event["gce_event"]["operation"])
             await queue.put(event)
         await asyncio.sleep(interval)
 
 
-def metadata_get(session, base, path, params=None, timeout=10):
-    response = session.get(base + path, params=params, timeout=timeout)
+def metadata_get(session, base, path, params=None, timeout=10, headers=None):
+    response = session.get(base + path, params=params, timeout=timeout, headers=headers)
     response.raise_for_status()
     return response
 
 
-async def watch_metadata(queue, args):
-    base = (args.get("metadata_url") or DEFAULT_METADATA_URL).rstrip("/") + "/"
-    long_poll = int(args.get("timeout_sec", 60))
-    session = requests.Session()
-    session.trust_env = False  # the metadata server is link-local: never through a proxy
-    session.headers.update(args.get("metadata_headers") or {})
-    session.headers["Metadata-Flavor"] = "Google"
-    name = (await asyncio.to_thread(metadata_get, session, base, "instance/name")).text.strip()
-    zone = (await asyncio.to_thread(metadata_get, session, base, "instance/zone")).text.strip().rsplit("/", 1)[-1]
+def now_rfc3339():
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
+
+
+async def watch_notice(queue, session, base, long_poll, vm=None):
+    """Long-poll one VM's ``instance/preempted`` key; put one ``preemption_notice`` each time it turns TRUE.
+    ``vm`` (``<zone>/<name>``) names the VM for a relay; without it, the VM asking is the one watched."""
+    headers = {"X-Emulated-Instance": vm} if vm else None
+    if vm:
+        zone, name = vm.split("/")
+    else:
+        name = (await asyncio.to_thread(metadata_get, session, base, "instance/name")).text.strip()
+        zone = (await asyncio.to_thread(metadata_get, session, base, "instance/zone")).text.strip().rsplit("/", 1)[-1]
     etag, announced = None, False
     LOG.info("watching the preemption notice of %s in %s", name, zone)
     while True:
@@ -215,18 +239,50 @@ async def watch_metadata(queue, args):
             params["last_etag"] = etag
         try:
             response = await asyncio.to_thread(metadata_get, session, base, "instance/preempted", params,
-                                               long_poll + 10)
+                                               long_poll + 10, headers)
         except requests.RequestException as exc:
-            LOG.warning("metadata server: %s; retrying", exc)
+            LOG.warning("metadata server (%s): %s; retrying", name, exc)
             await asyncio.sleep(1)
             continue
         etag = response.headers.get("ETag", etag)
         preempted = response.text.strip().upper() == "TRUE"
         if preempted and not announced:
+            LOG.info("event preemption_notice of %s in %s", name, zone)
             await queue.put({"gce_event": {"kind": "preemption_notice", "instance": name, "zone": zone,
-                                           "project": args.get("project"), "time": None,
+                                           "project": None, "time": now_rfc3339(),
                                            "operation": None, "operation_type": None, "status": "NOTICE"}})
         announced = preempted
+
+
+async def watch_metadata(queue, args):
+    base = (args.get("metadata_url") or DEFAULT_METADATA_URL).rstrip("/") + "/"
+    long_poll = int(args.get("timeout_sec", 60))
+    instances = args.get("instances") or []
+    if isinstance(instances, str) or any(not isinstance(i, str) or i.count("/") != 1 for i in instances):
+        raise ValueError("gce_events instances must be a list of <zone>/<name>, not %r" % (instances,))
+    session = requests.Session()
+    session.trust_env = False  # the metadata server is link-local: never through a proxy
+    session.headers.update(args.get("metadata_headers") or {})
+    session.headers["Metadata-Flavor"] = "Google"
+    if "instances" in args and not instances:
+        LOG.info("no VM to watch for preemption notices")
+        await asyncio.Event().wait()  # an empty list is a valid choice, not a reason to end the rulebook
+    if not instances:
+        await watch_notice(queue, session, base, long_poll)
+        return
+    # One long-poll per VM; each retries on its own, so a VM that is gone does not end the others' watch.
+    await asyncio.gather(*(watch_notice(queue, session, base, long_poll, vm) for vm in instances))
+
+
+async def emit_ticks(queue, args):
+    interval = float(args.get("interval", 30))
+    if interval <= 0:
+        raise ValueError("gce_events tick interval must be a positive number of seconds, not %r" % (interval,))
+    while True:
+        await asyncio.sleep(interval)
+        await queue.put({"gce_event": {"kind": "tick", "instance": None, "zone": None, "project": None,
+                                       "time": now_rfc3339(), "operation": None, "operation_type": None,
+                                       "status": None}})
 
 
 async def main(queue, args):
@@ -236,5 +292,7 @@ async def main(queue, args):
         await watch_api(queue, args)
     elif mode == "metadata":
         await watch_metadata(queue, args)
+    elif mode == "tick":
+        await emit_ticks(queue, args)
     else:
-        raise ValueError("gce_events mode must be api or metadata, not %r" % mode)
+        raise ValueError("gce_events mode must be api, metadata or tick, not %r" % mode)

@@ -1,0 +1,532 @@
+"""Event-driven spot protection on the sandbox: ansible-rulebook runs extensions/eda/rulebooks/spot_protection.yml
+against a fleet of two spot backends (central topology: the sentinel of issue 7 is another helper's work;
+here the rulebook runs on the controller, as it would on the sentinel, with the same inventory and variables).
+
+What a user would see is what is asserted: a client loops ssh into a user container through the jump, another
+loops HTTP to a ``spot-aware`` deployment from the jump server (trying the replicas it knows in turn, as a
+health-checking load balancer would); the emulator sends a preemption notice, then preempts the backend that
+runs the deployment. The event arrives, the replacement serves before that backend stops, the backend comes
+back, every user logs in with each of their keys and finds their canary; ansible-rulebook is killed during
+the scale-down delay and restarted, and the replacement is removed exactly once. Then two backends are
+preempted at once (one of them with no spot capacity left, so it comes back on-demand on a new boot disk),
+an event for a VM outside the fleet is skipped, and a rulebook without a project or credentials stops at once.
+
+Run alone: FLEET_SP_NAME=sp FLEET_SP_PORT=8141 [FLEET_E2E_KEEP=1] .venv/bin/python -m pytest -x -q \
+    -p no:cacheprovider tests/e2e/test_70_spot_protection.py -s      (needs `make eda`)
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+import yaml
+
+from conftest import Canaries
+from sandbox_fleet import PROJECT, REPO, SandboxFleet
+
+ZONE = "us-central1-a"
+EDA_VENV = REPO / "build" / "eda-venv"
+RULEBOOK = REPO / "extensions" / "eda" / "rulebooks" / "spot_protection.yml"
+JAVA_HOME = os.environ.get("JAVA_HOME", "/usr/lib/jvm/java-17-openjdk-amd64")
+IMAGE = "spot-web"
+SCALE_DOWN_DELAY = 180  # long enough to outlast the recovery, so the rulebook can be killed in the delay
+WEB = {"name": "spotweb", "image": IMAGE, "replicas": 1, "cpu": 0.2, "memory": "128MiB",
+       "labels": {"spot-aware": "enabled"},
+       "health_check": {"type": "http", "port": 8000, "path": "/", "interval": 2, "timeout": 2, "unhealthy_threshold": 3}}
+WEB_UNIT = """[Unit]
+Description=spot protection test web server
+After=network-online.target
+[Service]
+ExecStart=/usr/bin/python3 -m http.server 8000 --directory /srv/www
+[Install]
+WantedBy=multi-user.target
+"""
+# Runs on the jump server: GET / on the first target that answers (targets = the replicas the test
+# sees running, rewritten into /tmp/spot-targets each second), one JSON line per attempt.
+HTTP_CLIENT = r"""
+import json, sys, time, urllib.request
+while True:
+    try:
+        targets = open('/tmp/spot-targets').read().split()
+    except OSError:
+        targets = []
+    served = None
+    for ip in targets:
+        try:
+            if urllib.request.urlopen('http://%s:8000/' % ip, timeout=1).status == 200:
+                served = ip
+                break
+        except Exception:
+            pass
+    print(json.dumps({'t': time.time(), 'served': served, 'targets': targets}), flush=True)
+    time.sleep(0.3)
+"""
+
+
+class Rulebook:
+    """ansible-rulebook running spot_protection.yml for the fleet, as a process group we can kill."""
+
+    def __init__(self, fleet, variables, env=None, label="rulebook"):
+        self.fleet = fleet
+        self.vars_file = fleet.root / ("%s-vars.yml" % label)
+        self.vars_file.write_text(yaml.safe_dump(variables))
+        self.log = fleet.root / "logs" / ("%s.log" % label)
+        self.env = dict(fleet.env, JAVA_HOME=JAVA_HOME, PATH="%s:%s" % (EDA_VENV / "bin", fleet.env["PATH"]),
+                        ANSIBLE_COLLECTIONS_PATH=str(REPO / "build" / "collections"),
+                        GCP_ACCESS_TOKEN="sandbox-token", GCP_COMPUTE_ENDPOINT=fleet.endpoint)
+        self.env.update(env or {})
+        self.proc = None
+        self.offset = 0
+
+    def start(self):
+        self.log.parent.mkdir(exist_ok=True)
+        handle = open(self.log, "a", encoding="utf-8")  # pylint: disable=consider-using-with
+        handle.write("\n=== ansible-rulebook started %s\n" % time.strftime("%H:%M:%S"))
+        handle.flush()
+        self.offset = handle.tell()
+        self.proc = subprocess.Popen([str(EDA_VENV / "bin" / "ansible-rulebook"), "-r", str(RULEBOOK), "-i",
+                                      str(self.fleet.inventory), "--vars", str(self.vars_file), "-v"],
+                                     cwd=REPO, env=self.env, stdout=handle, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        handle.close()
+        return self
+
+    def kill(self):
+        """SIGKILL the whole group: ansible-rulebook, Java, and any playbook it is running."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def output(self, whole=False):
+        text = self.log.read_text(encoding="utf-8", errors="replace")
+        return text if whole else text[self.offset:]
+
+    def wait_for(self, text, timeout, whole=False):
+        deadline = time.monotonic() + timeout
+        while text not in self.output(whole):
+            assert self.proc.poll() is None, "ansible-rulebook ended (rc %s):\n%s" % (
+                self.proc.returncode, self.output()[-3000:])
+            assert time.monotonic() < deadline, "no %r in the rulebook log after %d s:\n%s" % (
+                text, timeout, self.output()[-3000:])
+            time.sleep(0.5)
+        return time.time()
+
+
+class Webhook(http.server.ThreadingHTTPServer):
+    """The operators' alert endpoint: records every POST with its time and Authorization header."""
+
+    def __init__(self):
+        self.received = []
+        received = self.received
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802 (http.server's name)
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                received.append({"at": time.time(), "auth": self.headers.get("Authorization"),
+                                 "event": json.loads(body or b"{}")})
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self):
+        return "http://127.0.0.1:%d/alert" % self.server_address[1]
+
+    def events(self, kind, instance=None):
+        return [r for r in self.received if r["event"].get("kind") == kind
+                and (instance is None or r["event"].get("instance") == instance)]
+
+
+class Loop(threading.Thread):
+    """Run ``probe()`` every ``pause`` seconds until stopped; keeps (time, ok, detail) of each try."""
+
+    def __init__(self, probe, pause):
+        super().__init__(daemon=True)
+        self.probe, self.pause = probe, pause
+        self.tries = []
+        self.halt = threading.Event()
+
+    def run(self):
+        while not self.halt.is_set():
+            started = time.time()
+            ok, detail = self.probe()
+            self.tries.append((started, ok, detail))
+            self.halt.wait(self.pause)
+
+    def stop(self):
+        self.halt.set()
+        self.join(timeout=90)
+        return self.tries
+
+    def downtime(self):
+        """Seconds from the first failed try to the next successful one (0 if none failed)."""
+        failed = [started for started, ok, _detail in self.tries if not ok]
+        if not failed:
+            return 0.0
+        back = [started for started, ok, _detail in self.tries if ok and started > failed[0]]
+        return (back[0] if back else self.tries[-1][0]) - failed[0]
+
+
+def instance(fleet, vm):
+    return fleet.compute("zones/%s/instances/%s" % (ZONE, vm))
+
+
+def wait_status(fleet, vm, status, timeout=300):
+    deadline = time.monotonic() + timeout
+    while instance(fleet, vm)["status"] != status:
+        assert time.monotonic() < deadline, "%s never became %s" % (vm, status)
+        time.sleep(0.5)
+    return time.time()
+
+
+def backends(fleet):
+    return ["%s-backend-1" % fleet.name, "%s-backend-2" % fleet.name]
+
+
+def instances_of(fleet, vm):
+    """{name: {status, ipv4, config}} of the instances in a backend's nested Incus ({} when it does not answer)."""
+    listed = fleet.host_incus(vm, "list", "--format", "json")
+    if listed.returncode != 0:
+        return {}
+    found = {}
+    for item in json.loads(listed.stdout):
+        nets = (item.get("state") or {}).get("network") or {}
+        ipv4 = [a["address"] for a in (nets.get("eth0") or {}).get("addresses", []) if a["family"] == "inet"]
+        found[item["name"]] = {"status": item["status"], "ipv4": ipv4[0] if ipv4 else None, "config": item["config"]}
+    return found
+
+
+def user_keys(fleet, user):
+    """The private keys of a user (alice has two)."""
+    return sorted(p for p in fleet.state.glob("%s*" % user) if p.suffix == "" and p.with_suffix(".pub").exists())
+
+
+def ssh_with_key(fleet, user, key, command="sha256sum canary.bin"):
+    """ssh into the user's container through the jump with ONLY this key (the user's config, other identity)."""
+    config = fleet.state / "clients" / user / "ssh_config"
+    one_key = fleet.root / ("ssh_config-%s-%s" % (user, key.name))
+    one_key.write_text(config.read_text().replace(str(fleet.state / user), str(key)))
+    return subprocess.run(["ssh", "-F", str(one_key), "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
+                           "-o", "ConnectTimeout=10", "%s-container" % user, command],
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def ssh_probe(fleet, user):
+    """One login of ``user`` into their container through the jump: (worked, why not)."""
+    proc = fleet.ssh(user, "%s-container" % user, "true", timeout=20)
+    return proc.returncode == 0, proc.stderr[-200:]
+
+
+def every_key_logs_in(fleet, canaries, step):
+    problems = []
+    for user in fleet.users:
+        keys = user_keys(fleet, user)
+        assert keys, "no keys for %s" % user
+        for key in keys:
+            proc = ssh_with_key(fleet, user, key)
+            if proc.returncode != 0:
+                problems.append("%s with %s: %s" % (user, key.name, proc.stderr.strip()[-300:]))
+            elif proc.stdout.split()[0] != canaries.sums[user]:
+                problems.append("%s with %s: canary checksum changed" % (user, key.name))
+    assert not problems, "after %s: %s" % (step, "; ".join(problems))
+    return sum(len(user_keys(fleet, u)) for u in fleet.users)
+
+
+def build_image(fleet):
+    """The deployment's image on every backend: fleet-base serving /srv/www on :8000 (systemd unit)."""
+    for vm in backends(fleet):
+        if fleet.host_incus(vm, "image", "show", IMAGE).returncode == 0:
+            continue
+        fleet.host_incus(vm, "delete", "--force", "spot-web-build")
+        steps = [("launch", "fleet-base", "spot-web-build"),
+                 ("exec", "spot-web-build", "--", "sh", "-c",
+                  "mkdir -p /srv/www /etc/systemd/system/multi-user.target.wants && echo ok > /srv/www/index.html && "
+                  "cat > /etc/systemd/system/web.service <<'EOF'\n%sEOF\n"
+                  "ln -sf ../web.service /etc/systemd/system/multi-user.target.wants/web.service" % WEB_UNIT),
+                 ("stop", "spot-web-build"),
+                 ("publish", "spot-web-build", "--alias", IMAGE, "--compression", "none"),
+                 ("delete", "spot-web-build")]
+        for step in steps:
+            proc = fleet.host_incus(vm, *step)
+            assert proc.returncode == 0, "incus %s on %s: %s" % (step[0], vm, proc.stderr)
+
+
+@pytest.fixture(scope="module")
+def spot_fleet():
+    """Two spot backends and a jump, alice with two keys, canaries planted, a spot-aware deployment."""
+    name, port = os.environ.get("FLEET_SP_NAME", "sp"), os.environ.get("FLEET_SP_PORT", "8141")
+    state = REPO / "build" / ("fleet-%s" % name) / "state"
+    state.mkdir(parents=True, exist_ok=True)
+    if not (state / "alice-2").exists():
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "alice-2@%s" % name,
+                        "-f", str(state / "alice-2")], check=True)
+    users = [{"name": user, "identity_file": str(state / user),
+              "keys": ["{{ lookup('ansible.builtin.file', fleet_state_dir + '/%s.pub') }}" % key for key in keys]}
+             for user, keys in (("alice", ("alice", "alice-2")), ("bob", ("bob",)))]
+    fleet = SandboxFleet(name, port, overrides={"fleet_users": users}).up()
+    try:
+        fleet.playbook("scale_out.yml")
+        fleet.canaries = Canaries(fleet)
+        fleet.canaries.plant()
+        build_image(fleet)
+        fleet.playbook("deploy.yml", {"deployments": [WEB]})
+        yield fleet
+    finally:
+        if os.environ.get("FLEET_E2E_KEEP") != "1":
+            fleet.down()
+
+
+@pytest.fixture(scope="module")
+def webhook():
+    server = Webhook()
+    yield server
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def rulebook(spot_fleet, webhook):
+    fleet = spot_fleet
+    variables = {
+        "project": PROJECT, "instance_prefix": fleet.name + "-", "poll_interval": 1,
+        "state_file": str(fleet.state / "gce_events.json"),
+        "metadata_url": "http://127.0.0.1:%d/computeMetadata/v1/" % fleet.port,
+        "notice_instances": ["%s/%s" % (ZONE, vm) for vm in backends(fleet)],
+        "scale_up_delay": 0, "scale_down_delay": SCALE_DOWN_DELAY, "tick_interval": 30,
+        "webhook_url": webhook.url, "webhook_token": "alert-token",
+    }
+    # A first start begins at "now": what an earlier session left in the watermark is not this test's.
+    (fleet.state / "gce_events.json").unlink(missing_ok=True)
+    book = Rulebook(fleet, variables).start()
+    book.wait_for("watching project %s" % PROJECT, 120)
+    yield book
+    book.kill()
+
+
+def test_bad_input_fails_at_once(spot_fleet, tmp_path):
+    """No project, or no credentials: ansible-rulebook ends at once, saying why (no crash loop, no retry)."""
+    # No Application Default Credentials: an empty home, no GCE metadata server (kept on loopback).
+    bare = {"HOME": str(tmp_path), "GCP_ACCESS_TOKEN": "", "GCP_PROJECT": "", "NO_GCE_CHECK": "true",
+            "GCE_METADATA_HOST": "127.0.0.1:9", "GCE_METADATA_IP": "127.0.0.1:9", "GOOGLE_APPLICATION_CREDENTIALS": ""}
+    for case, variables, expected in (
+            ("no project", {"webhook_url": ""}, "gce_events needs a project"),
+            ("no credentials", {"project": PROJECT, "webhook_url": ""}, "gce_events cannot authenticate to project")):
+        book = Rulebook(spot_fleet, variables, env=bare, label="rulebook-bad-input")
+        started = time.monotonic()
+        book.start()
+        try:
+            book.proc.wait(timeout=120)
+        finally:
+            book.kill()
+        seconds = time.monotonic() - started
+        assert book.proc.returncode != 0, case
+        assert expected in book.output(), "%s: %s" % (case, book.output()[-2000:])
+        print("\nrulebook with %s: exit %d after %.1f s" % (case, book.proc.returncode, seconds))
+
+
+def http_from(fleet, vm_container, ip):
+    """GET http://ip:8000/ from inside a VM (the controller has no route to the replicas)."""
+    code = "import urllib.request\ntry:\n print(urllib.request.urlopen('http://%s:8000/', timeout=2).status)\n" \
+           "except Exception as e:\n print(e)" % ip
+    proc = subprocess.run(["incus", "exec", vm_container, "--", "python3", "-c", code], capture_output=True, text=True,
+                          check=False)
+    return proc.stdout.strip() == "200"
+
+
+def deployment_targets(fleet):
+    """IPv4s of the running replicas and replacements of the deployment, on the backends that answer."""
+    ips = []
+    for vm in backends(fleet):
+        listed = fleet.host_incus(vm, "list", "--format", "csv", "-c", "ns4", WEB["name"] + "-")
+        for line in sorted(listed.stdout.splitlines() if listed.returncode == 0 else []):
+            name, status, ipv4 = (line.split(",") + ["", ""])[:3]
+            if status == "RUNNING" and ipv4:
+                ips.append(ipv4.split()[0])
+    return ips
+
+
+def test_notice_then_preemption_replacement_serves_users_come_back(spot_fleet, rulebook, webhook):
+    fleet = spot_fleet
+    home = next(vm for vm in backends(fleet) if "%s-1" % WEB["name"] in instances_of(fleet, vm))
+    other = next(vm for vm in backends(fleet) if vm != home)
+    replacement = "%s-1-spot-replacement" % WEB["name"]
+    users_on_home = [u for u in fleet.users if "%s-container" % u in instances_of(fleet, home)]
+    jump = fleet.vm_container("%s-jump-1" % fleet.name)
+
+    halt = threading.Event()
+
+    def refresh_targets():
+        while not halt.is_set():
+            targets = " ".join(deployment_targets(fleet))
+            subprocess.run(["incus", "exec", jump, "--", "sh", "-c", "echo '%s' > /tmp/t && mv /tmp/t /tmp/spot-targets"
+                            % targets], check=False, capture_output=True)
+            halt.wait(2)
+
+    client = subprocess.Popen(["incus", "exec", jump, "--", "python3", "-u", "-c", HTTP_CLIENT],
+                              stdout=subprocess.PIPE, text=True)
+    http_tries = []
+    helpers = [threading.Thread(target=lambda: [http_tries.append(json.loads(line)) for line in client.stdout],
+                                daemon=True),
+               threading.Thread(target=refresh_targets, daemon=True)]
+    for thread in helpers:
+        thread.start()
+    ssh_user = users_on_home[0] if users_on_home else fleet.users[0]
+    ssh_loop = Loop(lambda: ssh_probe(fleet, ssh_user), 2)
+    report = fleet.state / "reports" / ("spot_recover-%s.json" % home)
+    try:
+        deadline = time.monotonic() + 60
+        while not any(t["served"] for t in http_tries):
+            assert time.monotonic() < deadline, "the HTTP client never reached the deployment: %s" % http_tries[-3:]
+            time.sleep(1)
+        ssh_loop.start()
+        time.sleep(3)
+        notice_at = time.time()
+        fleet.admin("preempt", {"project": PROJECT, "zone": ZONE, "instance": home, "notice_seconds": 30})
+
+        # The replacement answers HTTP from the jump while the original VM is still in its notice.
+        served_by_replacement = None
+        while served_by_replacement is None:
+            status = instance(fleet, home)["status"]
+            ip = (instances_of(fleet, other).get(replacement) or {}).get("ipv4")
+            if ip and http_from(fleet, jump, ip):
+                served_by_replacement = {"at": time.time(), "home_status": status}
+            else:
+                # Checked at the end (after the users' checks, which say more about what went wrong).
+                assert time.time() - notice_at < 180, "no replacement for %s" % WEB["name"]
+                time.sleep(0.5)
+        stopped_at = wait_status(fleet, home, "TERMINATED", 120)
+        running_at = wait_status(fleet, home, "RUNNING", 300)
+        # The rulebook's run ends with the report, once the containers answer from the jump again.
+        deadline = time.monotonic() + 600
+        while not (report.exists() and report.stat().st_mtime > notice_at):
+            assert rulebook.proc.poll() is None, rulebook.output()[-3000:]
+            assert time.monotonic() < deadline, "no recovery report:\n%s" % rulebook.output()[-3000:]
+            time.sleep(1)
+        deadline = time.monotonic() + 120
+        while ssh_loop.tries[-1][0] < running_at or not ssh_loop.tries[-1][1]:
+            assert time.monotonic() < deadline, "ssh never came back: %s" % ssh_loop.tries[-3:]
+            time.sleep(1)
+    finally:
+        ssh_loop.stop()
+        halt.set()
+        client.kill()
+        subprocess.run(["incus", "exec", jump, "--", "pkill", "-f", "spot-targets"], check=False, capture_output=True)
+
+    during = [t for t in http_tries if t["t"] >= notice_at]
+    failed = [t for t in during if not t["served"]]
+    # The notice and the preemption were alerted (bearer token), the notice within seconds.
+    notices, preemptions = webhook.events("preemption_notice", home), webhook.events("preempted", home)
+    assert notices and preemptions, [r["event"] for r in webhook.received]
+    assert all(r["auth"] == "Bearer alert-token" for r in notices + preemptions)
+    # Every user (alice with both keys) logs in and finds the canary; the original replica runs again.
+    logins = every_key_logs_in(fleet, fleet.canaries, "the preemption of %s" % home)
+    assert "%s-1" % WEB["name"] in instances_of(fleet, home)
+    assert instances_of(fleet, home)["%s-1" % WEB["name"]]["status"] == "Running"
+    config = instances_of(fleet, other)[replacement]["config"]
+    assert config["user.fleet.replaces"] == "%s/%s-1" % (home, WEB["name"])
+    assert int(config["user.fleet.scale-back-at"]) > time.time(), "the replacement is already due"
+    timeline = {
+        "host": home, "notice_to_webhook": round(notices[0]["at"] - notice_at, 1),
+        "notice_to_replacement_serving": round(served_by_replacement["at"] - notice_at, 1),
+        "notice_to_stopped": round(stopped_at - notice_at, 1),
+        "stopped_to_running": round(running_at - stopped_at, 1),
+        "ssh_downtime": round(ssh_loop.downtime(), 1), "ssh_user": ssh_user,
+        "http_requests": len(during), "http_failed": len(failed), "logins_checked": logins,
+    }
+    print("\nspot protection timeline: %s" % json.dumps(timeline))
+    # The replacement served while the original VM still ran, and the HTTP client never failed.
+    assert served_by_replacement["home_status"] == "RUNNING", served_by_replacement
+    assert during and not failed, "HTTP failed %d of %d times, first %s" % (len(failed), len(during), failed[:1])
+
+
+def test_rulebook_killed_in_the_delay_scales_back_exactly_once(spot_fleet, rulebook):
+    fleet = spot_fleet
+    replacement = "%s-1-spot-replacement" % WEB["name"]
+    holder = next(vm for vm in backends(fleet) if replacement in instances_of(fleet, vm))
+    due = int(instances_of(fleet, holder)[replacement]["config"]["user.fleet.scale-back-at"])
+    assert due > time.time() + 15, "too late to kill the rulebook inside the delay (due in %d s)" % (due - time.time())
+    rulebook.kill()
+    assert replacement in instances_of(fleet, holder), "the replacement went away with the rulebook"
+    rulebook.start()
+    rulebook.wait_for("watching project %s" % PROJECT, 120)
+    while replacement in instances_of(fleet, holder):
+        assert time.time() < due + 180, "the restarted rulebook did not scale back"
+        time.sleep(2)
+    removed_at = time.time()
+    assert removed_at >= due, "removed %d s before its time" % (due - removed_at)
+    # Two more ticks: nothing comes back, nothing is removed twice, the original still runs.
+    time.sleep(65)
+    assert replacement not in instances_of(fleet, holder)
+    deletions = rulebook.output(whole=True).count("changed: [%s] => (item=default/%s " % (holder, replacement))
+    assert deletions == 1, "the replacement was deleted %d times" % deletions
+    assert any(item["status"] == "Running" for name, item in instances_of(fleet, next(
+        vm for vm in backends(fleet) if vm != holder)).items() if name == "%s-1" % WEB["name"])
+    print("\nscale-back %.0f s after its time (tick 30 s), once" % (removed_at - due))
+
+
+def test_event_for_an_unknown_instance_is_skipped(spot_fleet, rulebook):
+    fleet = spot_fleet
+    foreign = "%s-foreign-1" % fleet.name  # inside the rulebook's name prefix, but not a VM of the fleet
+    body = {"name": foreign, "machineType": "zones/%s/machineTypes/e2-micro" % ZONE,
+            "disks": [{"boot": True, "autoDelete": True,
+                       "initializeParams": {"sourceImage": "projects/debian-cloud/global/images/family/debian-12"}}],
+            "networkInterfaces": [{"network": "global/networks/default"}],
+            "scheduling": {"provisioningModel": "SPOT", "instanceTerminationAction": "STOP"},
+            "labels": {"fleet": "someone-else"}}
+    fleet.compute("zones/%s/instances" % ZONE, method="POST", body=body)
+    try:
+        wait_status(fleet, foreign, "RUNNING")
+        rulebook.offset = len(rulebook.output(whole=True))
+        fleet.admin("preempt", {"project": PROJECT, "zone": ZONE, "instance": foreign, "notice_seconds": 0})
+        wait_status(fleet, foreign, "TERMINATED")
+        rulebook.wait_for("skipped: %s not a VM of fleet %s" % (foreign, fleet.name), 240)
+        rulebook.wait_for("PLAY RECAP", 240)
+        assert rulebook.proc.poll() is None, "ansible-rulebook ended on an unknown instance"
+        assert instance(fleet, foreign)["status"] == "TERMINATED", "a VM outside the fleet was started"
+    finally:
+        fleet.compute("zones/%s/instances/%s" % (ZONE, foreign), method="DELETE")
+
+
+def test_two_backends_preempted_at_once_both_recovered(spot_fleet, rulebook):
+    """Both backends at once, the second start finding no spot capacity: one comes back by restart, the
+    other on-demand on a new boot disk; each has its own recovery report; every user and key works."""
+    fleet = spot_fleet
+    reports = {vm: fleet.state / "reports" / ("spot_recover-%s.json" % vm) for vm in backends(fleet)}
+    before = {vm: path.stat().st_mtime if path.exists() else 0 for vm, path in reports.items()}
+    old_ids = {vm: instance(fleet, vm)["id"] for vm in backends(fleet)}
+    fleet.admin("latency", {"seconds": 0.2})  # keeps the start's capacity error visible (see test_30)
+    try:
+        fleet.admin("fail_next_operation", {"reason": "ZONE_RESOURCE_POOL_EXHAUSTED", "operation_type": "start"})
+        started = time.time()
+        threads = [threading.Thread(target=fleet.admin, args=("preempt", {
+            "project": PROJECT, "zone": ZONE, "instance": vm, "notice_seconds": 0})) for vm in backends(fleet)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        deadline = time.monotonic() + 1200
+        while not all(reports[vm].exists() and reports[vm].stat().st_mtime > before[vm] for vm in backends(fleet)):
+            assert rulebook.proc.poll() is None, rulebook.output()[-3000:]
+            assert time.monotonic() < deadline, "not both recovered:\n%s" % rulebook.output()[-3000:]
+            time.sleep(3)
+    finally:
+        fleet.admin("latency", {"seconds": 0})
+    done = {vm: json.loads(reports[vm].read_text()) for vm in backends(fleet)}
+    assert sorted(d["action"] for d in done.values()) == ["recreated-on-demand", "started"], done
+    for vm, data in done.items():
+        assert instance(fleet, vm)["status"] == "RUNNING"
+        assert (instance(fleet, vm)["id"] != old_ids[vm]) == (data["action"] == "recreated-on-demand")
+    every_key_logs_in(fleet, fleet.canaries, "two backends preempted at once")
+    print("\ntwo at once, %.0f s: %s" % (time.time() - started, json.dumps(
+        {vm: [d["action"], d["seconds"]] for vm, d in done.items()})))
