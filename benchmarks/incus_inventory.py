@@ -5,18 +5,22 @@ holds one file, and --count/4 stopped instances from it (they never boot, so cre
 Then, against the same four HTTPS endpoints:
 
   * containarium.fleet.incus, no cache: one `ansible-inventory --list`;
-  * containarium.fleet.incus, cached: the same file with the jsonfile cache, second run;
+  * containarium.fleet.incus, cached: the same file with the jsonfile cache (filled beforehand);
   * community.general.lxd (the collection has no Incus inventory in the `ansible` 12 package; its LXD
     plugin speaks the same REST API): one inventory file per host, all four passed with -i;
-  * a plain static YAML inventory with the same hosts and seven variables each (the floor: what
+  * a plain static JSON inventory with the same hosts and seven variables each (the floor: what
     ansible-core itself costs for that many hosts).
 
-API calls are counted on the servers: each host runs `incus monitor --type=logging --loglevel=debug`
-during a run, and every "Handling API request" line of a TLS client is one request (the monitor's
-own requests come over the local socket and are not counted). Results go to
-benchmarks/RESULTS.md under "## Incus inventory (<count> stopped instances, 4 hosts)".
+The machine is shared, so one run says little: the inventories are timed in --rounds rounds, in a
+different order each round, and the median wall time and the median CPU time (user + system of
+ansible-inventory and its children) are reported, with the load average before and after.
 
-    .venv/bin/python benchmarks/incus_inventory.py [--count 500] [--keep] [--no-write]
+API calls are counted on the servers in a separate pass: each host runs `incus monitor
+--type=logging --loglevel=debug` and every "Handling API request" line of a TLS client is one
+request (the monitor's own requests come over the local socket and are not counted). Results
+replace the "## Incus inventory (<count> stopped instances, 4 hosts)" section of benchmarks/RESULTS.md.
+
+    .venv/bin/python benchmarks/incus_inventory.py [--count 500] [--rounds 5] [--keep] [--no-write]
 
 Hosts left by --keep are reused (each setup step is skipped when already done).
 """
@@ -30,15 +34,17 @@ import io
 import json
 import os
 import pathlib
-import platform
+import resource
+import statistics
 import subprocess
 import sys
 import tarfile
 import tempfile
 import time
 
+from results import machine, replace_section
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
-RESULTS = REPO / "benchmarks" / "RESULTS.md"
 BIN = pathlib.Path(sys.executable).parent
 HOSTS = ["cl-bench-h1", "cl-bench-h2", "cl-bench-h3", "cl-bench-h4"]
 IMAGE_ALIAS = "cl-minimal"
@@ -125,16 +131,41 @@ class Monitors:
                                  if "Handling API request" in line and "protocol=tls" in line)
 
 
-def timed_inventory(sources, env=None):
+def inventory_args(sources):
+    return [str(BIN / "ansible-inventory"), *[a for s in sources for a in ("-i", str(s))], "--list"]
+
+
+def counted_requests(sources, env):
+    """API requests one `ansible-inventory --list` over ``sources`` makes, and the hosts it lists."""
     with Monitors() as monitors:
-        start = time.monotonic()
-        proc = subprocess.run([str(BIN / "ansible-inventory"), *[a for s in sources for a in ("-i", str(s))], "--list"],
-                              capture_output=True, text=True, env=env, check=False)
-        elapsed = time.monotonic() - start
+        proc = subprocess.run(inventory_args(sources), capture_output=True, text=True, env=env, check=False)
     if proc.returncode != 0:
         raise SystemExit("ansible-inventory failed for %s:\n%s" % (sources, proc.stderr[-3000:]))
-    hosts = len(json.loads(proc.stdout).get("_meta", {}).get("hostvars", {}))
-    return {"seconds": round(elapsed, 2), "api_requests": monitors.requests, "hosts": hosts}
+    return monitors.requests, len(json.loads(proc.stdout).get("_meta", {}).get("hostvars", {}))
+
+
+def timed_run(sources, env):
+    """``(wall seconds, CPU seconds)`` of one `ansible-inventory --list` (CPU: user + system, children included)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.monotonic()
+    proc = subprocess.run(inventory_args(sources), capture_output=True, text=True, env=env, check=False)
+    wall = time.monotonic() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise SystemExit("ansible-inventory failed for %s:\n%s" % (sources, proc.stderr[-3000:]))
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+def measure(inventories, env, rounds):
+    """Median wall and CPU seconds per inventory over ``rounds`` rounds, the order rotating each round."""
+    names = list(inventories)
+    samples = {name: [] for name in names}
+    for round_index in range(rounds):
+        for name in names[round_index % len(names):] + names[:round_index % len(names)]:
+            samples[name].append(timed_run(inventories[name], env))
+    return {name: {"seconds": round(statistics.median(w for w, _c in runs), 2),
+                   "cpu_seconds": round(statistics.median(c for _w, c in runs), 2)}
+            for name, runs in samples.items()}
 
 
 def write_sources(work, ips):
@@ -169,6 +200,7 @@ def floor_inventory(work, listing_path):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--keep", action="store_true", help="keep the four hosts for the next run")
     parser.add_argument("--no-write", action="store_true")
     args = parser.parse_args()
@@ -186,36 +218,50 @@ def main():
             ips = dict(zip(HOSTS, pool.map(lambda h: prepare_host(h, per_host, work, image), HOSTS)))
         setup = time.monotonic() - start
         ours, cached, lxd = write_sources(work, ips)
-        results = {"containarium.fleet.incus": timed_inventory([ours], env)}
-        timed_inventory([cached], env)  # fills the cache
-        results["containarium.fleet.incus, cached"] = timed_inventory([cached], env)
         listing = work / "listing.json"
-        listing.write_text(subprocess.run([str(BIN / "ansible-inventory"), "-i", str(ours), "--list"], env=env,
-                                          capture_output=True, text=True, check=True).stdout)
-        results["static inventory, 7 vars/host (floor)"] = timed_inventory([floor_inventory(work, listing)], env)
-        results["community.general.lxd (4 files)"] = timed_inventory(lxd, env)
+        listing.write_text(subprocess.run(inventory_args([ours]), env=env, capture_output=True, text=True,
+                                          check=True).stdout)
+        inventories = {
+            "containarium.fleet.incus": [ours],
+            "containarium.fleet.incus, cached": [cached],
+            "static inventory, 7 vars/host (floor)": [floor_inventory(work, listing)],
+            "community.general.lxd (4 files)": lxd,
+        }
+        subprocess.run(inventory_args([cached]), env=env, capture_output=True, check=True)  # fills the cache
+        counts = {name: counted_requests(sources, env) for name, sources in inventories.items()}
+        load_before = os.getloadavg()[0]
+        results = measure(inventories, env, args.rounds)
+        load_after = os.getloadavg()[0]
+        for name, (requests, hosts) in counts.items():
+            results[name].update(api_requests=requests, hosts=hosts)
     finally:
         if not args.keep:
             run("incus", "delete", "--force", *HOSTS, check=False)
         run("rm", "-rf", str(work))
-    report(args.count, per_host * len(HOSTS), setup, results, args.no_write)
+    report(per_host * len(HOSTS), setup, results, args.rounds, (load_before, load_after), args.no_write)
 
 
-def report(count, made, setup, results, no_write):
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
-    lines = ["", "## Incus inventory (%d stopped instances, 4 hosts)" % made, "",
-             "%s, %s, %d CPUs (%s), Python %s. Setup (hosts + instances, not timed below): %.0f s." % (
-                 datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), platform.node(),
-                 os.cpu_count(), cpu, platform.python_version(), setup),
-             "API requests counted on the four servers (`incus monitor`, \"Handling API request\").", "",
-             "| inventory | hosts | API requests | wall time (s) |", "|---|---:|---:|---:|"]
+def report(made, setup, results, rounds, loads, no_write):
+    floor = results["static inventory, 7 vars/host (floor)"]
+    lines = ["%s, %s. Setup (hosts + instances, not timed below): %.0f s. Load average (1 min) %.1f before the "
+             "timed rounds, %.1f after." % (datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                                            machine(), setup, loads[0], loads[1]),
+             "%d stopped instances. Medians of %d rounds (order rotated each round); CPU is user + system time of "
+             "ansible-inventory. API requests counted on the four servers (`incus monitor`, \"Handling API request\"), "
+             "in a separate pass." % (made, rounds), "",
+             "| inventory | hosts | API requests | wall time (s) | x floor | CPU time (s) | x floor |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for name, result in results.items():
-        lines.append("| %s | %d | %d | %.2f |" % (name, result["hosts"], result["api_requests"], result["seconds"]))
+        lines.append("| %s | %d | %d | %.2f | %.2f | %.2f | %.2f |" % (
+            name, result["hosts"], result["api_requests"], result["seconds"], result["seconds"] / floor["seconds"],
+            result["cpu_seconds"], result["cpu_seconds"] / floor["cpu_seconds"]))
+    lines += ["", "Target: containarium.fleet.incus within 1.5x of the floor; at most one API request per host or "
+              "cluster plus a constant. Re-run: `.venv/bin/python benchmarks/incus_inventory.py`."]
     text = "\n".join(lines) + "\n"
-    print(text)
+    heading = "## Incus inventory (%d stopped instances, 4 hosts)" % made
+    print(heading + "\n\n" + text)
     if not no_write:
-        with RESULTS.open("a") as out:
-            out.write(text)
+        replace_section(heading, text)
 
 
 if __name__ == "__main__":

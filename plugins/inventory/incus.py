@@ -157,6 +157,8 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         for source in sources:
             if not isinstance(source, dict) or not source.get("name"):
                 raise AnsibleParserError("%s: every entry of sources needs a name" % path)
+        # Hundreds of hosts share a handful of groups: each group name is sanitised once.
+        self._groups = {}
         cache_key = self.get_cache_key(path)
         use_cache = self.get_option("cache") and cache
         listings = None
@@ -193,7 +195,12 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         } for i in instances]
 
     def _group(self, name):
-        return self.inventory.add_group(self._sanitize_group_name(self.get_option("group_prefix") + name))
+        """The inventory group for ``name`` (prefixed, sanitised), made once and then looked up."""
+        group = self._groups.get(name)
+        if group is None:
+            group = self._groups[name] = self.inventory.add_group(
+                self._sanitize_group_name(self.get_option("group_prefix") + name))
+        return group
 
     def _add_source(self, source, instances):
         strict = self.get_option("strict")

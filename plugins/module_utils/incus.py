@@ -53,6 +53,8 @@ _REQUEST_TIMEOUT = 60
 
 _RELATIVE_EXPIRY = re.compile(r"^\s*(\d+)\s*([mhdw])\s*$")
 _EXPIRY_UNITS = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
+# A hard CPU time allowance, "<used>ms/<period>ms".
+_CPU_ALLOWANCE = re.compile(r"^\s*(\d+)ms\s*/\s*(\d+)ms\s*$")
 
 
 def connection_argument_spec():
@@ -246,6 +248,22 @@ class IncusClient:
         """All instances of the project with state and snapshots, in one call (``?recursion=2``)."""
         return self.get("instances", params={"recursion": 2})
 
+    def all_project_instances(self, recursion=1):
+        """Every instance of every project in one ``GET /1.0/instances?all-projects=true``.
+
+        pylxd >= 2.3 adds ``?project=<client project>`` to each request and Incus refuses that next
+        to ``all-projects``, so this goes through a copy of the client whose API root has no project.
+        (With older pylxd the project is this client's own query parameter, left out by request().)
+        """
+        params = {"recursion": recursion, "all-projects": "true"}
+        if self._project_param is not None:
+            return self.get("instances", params=params)
+        unscoped = copy.copy(self)
+        unscoped._pylxd = copy.copy(self._pylxd)
+        root = self._pylxd.api
+        unscoped._pylxd.api = type(root)(root._api_endpoint, session=root.session, timeout=root._timeout, project=None)
+        return unscoped.get("instances", params=params)
+
     def instance_state(self, name):
         return self.get("instances/%s/state" % name)
 
@@ -350,6 +368,40 @@ def instance_view(instance, state=None):
         "ipv4": first_ipv4(state),
         "addresses": addresses(state),
     }
+
+
+def allocated_cpu(config):
+    """CPUs an instance is promised by its (expanded) config, for placement headroom.
+
+    A hard allowance (``limits.cpu.allowance: 25ms/100ms``) counts as that fraction; otherwise
+    ``limits.cpu`` as a count (``2``) or a set of cores (``0-1,3`` is 3); no limit counts 0.
+    """
+    allowance = _CPU_ALLOWANCE.match((config or {}).get("limits.cpu.allowance") or "")
+    if allowance and int(allowance.group(2)):
+        return int(allowance.group(1)) / float(int(allowance.group(2)))
+    cpus = str((config or {}).get("limits.cpu") or "").strip()
+    if cpus.isdigit():
+        return float(cpus)
+    count = 0
+    for part in filter(None, cpus.split(",")):
+        low, _sep, high = part.partition("-")
+        count += (int(high) - int(low) + 1) if high else 1
+    return float(count)
+
+
+def instance_load(instances):
+    """``(counts, cpu_allocated)`` of a listing (``?recursion=1`` or more) for host and member facts.
+
+    ``counts`` has ``total``, ``running``, ``stopped`` and ``frozen``. Stopped instances count in
+    the CPU allocation too: their CPUs are promised to them when they start again.
+    """
+    counts = {"total": len(instances), "running": 0, "stopped": 0, "frozen": 0}
+    for instance in instances:
+        status = (instance.get("status") or "").lower()
+        if status in counts:
+            counts[status] += 1
+    allocated = sum(allocated_cpu(i.get("expanded_config") or i.get("config")) for i in instances)
+    return counts, allocated
 
 
 def first_ipv4(state):
@@ -477,16 +529,8 @@ class ClusterApi:
         self.client = client
 
     def all_instances(self, recursion=1):
-        """Every instance of every project in one ``GET /1.0/instances?all-projects=true``.
-
-        pylxd adds ``?project=<client project>`` to each request and Incus refuses that next to
-        ``all-projects``, so this goes through a copy of the client whose API root has no project.
-        """
-        unscoped = copy.copy(self.client)
-        unscoped._pylxd = copy.copy(self.client._pylxd)
-        root = self.client._pylxd.api
-        unscoped._pylxd.api = type(root)(root._api_endpoint, session=root.session, timeout=root._timeout, project=None)
-        return unscoped.get("instances", params={"recursion": recursion, "all-projects": "true"})
+        """Every instance of every project in one ``GET /1.0/instances?all-projects=true``."""
+        return self.client.all_project_instances(recursion)
 
     # -- the cluster as this server sees it ----------------------------------------------------
 

@@ -94,7 +94,9 @@ members:
       type: dict
       sample: {"total": 3, "running": 3, "stopped": 0, "frozen": 0, "names": [c1, c2, c3]}
     cpu:
-      description: C(total) logical CPUs (0 when not read) and C(allocated), the sum of C(limits.cpu) of running instances.
+      description:
+        - C(total) logical CPUs (0 when not read) and C(allocated), the CPUs promised to the member's instances
+          (running or not) by C(limits.cpu) (a count or a set of cores) or a hard C(limits.cpu.allowance).
       type: dict
     memory:
       description: C(total_bytes), C(used_bytes), C(used_percent) (zeros when not read).
@@ -106,32 +108,14 @@ from ansible_collections.containarium.fleet.plugins.module_utils.incus import (
     ClusterApi,
     connect,
     connection_argument_spec,
+    instance_load,
 )
-
-
-def cpu_limit(config):
-    """CPUs an instance may use: ``limits.cpu`` as a count (``2``) or a set (``0-1,3``); 1 when unset."""
-    value = str((config or {}).get("limits.cpu") or "1")
-    if value.isdigit():
-        return int(value)
-    count = 0
-    for part in value.split(","):
-        low, _sep, high = part.partition("-")
-        count += int(high) - int(low) + 1 if high else 1
-    return count
 
 
 def describe(member, instances, resources):
     on_member = [i for i in instances if i.get("location") == member["server_name"]]
-    counts = {"total": len(on_member), "running": 0, "stopped": 0, "frozen": 0,
-              "names": sorted(i["name"] for i in on_member)}
-    allocated = 0
-    for instance in on_member:
-        status = (instance.get("status") or "").lower()
-        if status in counts:
-            counts[status] += 1
-        if status == "running":
-            allocated += cpu_limit(instance.get("expanded_config") or instance.get("config"))
+    counts, allocated = instance_load(on_member)
+    counts["names"] = sorted(i["name"] for i in on_member)
     memory = (resources or {}).get("memory") or {}
     total, used = memory.get("total", 0), memory.get("used", 0)
     return {

@@ -10,8 +10,11 @@ module: incus_host_info
 short_description: Capacity and load of an Incus server (CPU, memory, instances, storage)
 version_added: 0.1.0
 description:
-  - Reads C(/1.0/resources), the instance list and C(/1.0/storage-pools/<pool>/resources) of one Incus
-    server, for placement and scaling decisions (for example "more than 70 % memory used").
+  - Reads C(/1.0/resources), the instance list (every project, one request) and
+    C(/1.0/storage-pools/<pool>/resources) of one Incus server, for placement and scaling decisions
+    (for example "more than 70 % memory used").
+  - Its RV(host) is what the C(containarium.fleet.pick_host) filter takes, beside the C(members) of
+    M(containarium.fleet.incus_cluster_info).
 options: {}
 extends_documentation_fragment:
   - containarium.fleet.incus
@@ -45,14 +48,18 @@ host:
       description: Server (cluster member) name.
       type: str
     cpu:
-      description: C(total) logical CPUs.
+      description:
+        - C(total) logical CPUs. No C(allocated) figure here, unlike a cluster member's in
+          M(containarium.fleet.incus_cluster_info), on purpose - users' containers share their host's cores
+          (C(limits.cpu) caps, it does not reserve), so counting caps as allocations would stop a host at a
+          handful of users; C(containarium.fleet.pick_host) then weighs memory and instance counts.
       type: dict
       sample: {"total": 8}
     memory:
       description: C(total_bytes), C(used_bytes), C(used_percent).
       type: dict
     instances:
-      description: Instance counts in the project, C(total), C(running), C(stopped), C(frozen).
+      description: Instance counts over every project, C(total), C(running), C(stopped), C(frozen).
       type: dict
       sample: {"total": 52, "running": 50, "stopped": 2, "frozen": 0}
     storage_pools:
@@ -61,20 +68,20 @@ host:
 """
 
 from ansible_collections.containarium.fleet.plugins.module_utils.fleet_module import FleetError, FleetModule
-from ansible_collections.containarium.fleet.plugins.module_utils.incus import connect, connection_argument_spec
+from ansible_collections.containarium.fleet.plugins.module_utils.incus import (
+    connect,
+    connection_argument_spec,
+    instance_load,
+)
 
 
 def percent(used, total):
     return round(100.0 * used / total, 1) if total else 0.0
 
 
-def describe(server_info, resources, statuses, pools):
+def describe(server_info, resources, instances, pools):
     memory = resources.get("memory") or {}
-    counts = {"total": len(statuses), "running": 0, "stopped": 0, "frozen": 0}
-    for status in statuses:
-        key = status.lower()
-        if key in counts:
-            counts[key] += 1
+    counts = instance_load(instances)[0]
     storage = {}
     for pool in pools:
         space = (pool.get("resources") or {}).get("space") or {}
@@ -101,8 +108,9 @@ def main():
     module = FleetModule(connection_argument_spec())
     client = connect(module)
     try:
-        statuses = [i["status"] for i in client.get("instances", params={"recursion": 1})]
-        host = describe(client.server_info, client.resources(), statuses, client.storage_pools())
+        # Every project: CPUs promised in another project are just as taken.
+        instances = client.all_project_instances()
+        host = describe(client.server_info, client.resources(), instances, client.storage_pools())
     except FleetError as exc:
         module.fail_from(exc, "read host resources")
     module.exit(host=host)

@@ -57,7 +57,11 @@ options:
     default: {}
   target:
     description:
-      - Cluster member, or C(@group), to create the instance on. Only used on create.
+      - Cluster member (V(backend-2)), or cluster group (V(@spot)), to create the instance on; sent as
+        C(POST /1.0/instances?target=...). With a group, Incus's scheduler picks the least-loaded member of it.
+      - Without it, Incus's scheduler picks among all the cluster's members. A standalone server refuses a target
+        (C(Target only allowed when clustered)).
+      - Only used on create; an existing instance is never moved.
     type: str
   wait_for_ipv4:
     description:

@@ -6,9 +6,11 @@ import pytest
 from fake_incus import FakeIncus, run_module, sync
 
 
-def listed(name, status, team, memory=0):
+def listed(name, status, team, memory=0, cpu=None):
+    config = {"user.team": team, "volatile.uuid": "x"}
+    config.update({"limits.cpu": cpu} if cpu else {})
     return {"name": name, "type": "container", "status": status, "location": "none", "profiles": ["default"],
-            "config": {"user.team": team, "volatile.uuid": "x"}, "devices": {}, "snapshots": [{"name": "s1"}],
+            "config": config, "expanded_config": config, "devices": {}, "snapshots": [{"name": "s1"}],
             "state": {"status": status, "memory": {"usage": memory, "usage_peak": memory},
                       "cpu": {"usage": 2500000000}, "disk": {"root": {"usage": 4096}}, "processes": 7,
                       "network": {"eth0": {"type": "broadcast", "addresses": [
@@ -19,7 +21,8 @@ def listed(name, status, team, memory=0):
 def server(tmp_path):
     fake = FakeIncus(tmp_path)
     fake.routes[("GET", "/1.0/instances")] = lambda q, b: sync(
-        [listed("web-2", "Running", "a", 1024), listed("web-1", "Stopped", "a"), listed("db-1", "Running", "b")]
+        [listed("web-2", "Running", "a", 1024, cpu="2"), listed("web-1", "Stopped", "a", cpu="0-1,3"),
+         listed("db-1", "Running", "b")]
         if q.get("recursion") in ("1", "2") else ["/1.0/instances/web-1"])
     yield fake
     fake.close()
@@ -51,6 +54,8 @@ def test_host_info_counts_and_percentages(server):
     assert host["storage_pools"] == {"default": {"driver": "zfs", "total_bytes": 200, "used_bytes": 50,
                                                  "used_percent": 25.0}}
     assert host["server_name"] == "fake"
+    listings = [r[2] for r in server.api_requests() if r[1] == "/1.0/instances"]
+    assert [(q.get("all-projects"), "project" in q) for q in listings] == [("true", False)]
 
 
 def test_copy_refuses_plain_http_target_before_connecting(server):

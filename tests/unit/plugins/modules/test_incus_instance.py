@@ -96,3 +96,21 @@ def test_volatile_keys_are_refused(server):
                                            "config": {"volatile.eth0.hwaddr": "x"}})
     assert result["failed"] and "volatile.* keys" in result["msg"]
     assert server.requests == []
+
+
+@pytest.mark.parametrize("target", ["m2", "@gpu"])
+def test_target_member_or_group_is_sent_on_create(server, target):
+    created = []
+    server.routes.update({
+        ("GET", "/1.0/images/aliases/fleet-base"): lambda q, b: sync({"name": "fleet-base", "target": "ab" * 32}),
+        ("POST", "/1.0/instances"): lambda q, b: created.append(q) or async_started(OP, "Creating instance"),
+        ("GET", "/1.0/operations/%s/wait" % OP): lambda q, b: sync(DONE),
+        ("GET", "/1.0/instances/web-1"): lambda q, b: sync(dict(instance(), location="m2", state=state())) if created else (404, {
+            "type": "error", "error": "Instance not found", "error_code": 404}),
+        ("GET", "/1.0/instances/web-1/state"): lambda q, b: sync(state()),
+    })
+    result = run_module("incus_instance", {"name": "web-1", "source": "fleet-base", "endpoint": server.endpoint,
+                                           "target": target})
+    assert result["changed"] and result["instance"]["location"] == "m2"
+    # POST /1.0/instances?target=<member> or ?target=@<group>: Incus's scheduler picks within the group.
+    assert [q.get("target") for q in created] == [target]
