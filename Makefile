@@ -13,7 +13,7 @@ export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 
 .PHONY: help venv collection sandbox gce-emulator gce-emulator-down demo test test-unit test-integration \
-        test-e2e test-sanity test-lint test-molecule test-cluster benchmarks clean
+        test-e2e test-sanity test-lint test-molecule test-cluster test-spot benchmarks clean eda
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s $$'\t'
@@ -29,6 +29,18 @@ venv: $(VENV)/.stamp  ## controller venv: ansible-core 2.19, pylxd, google-auth,
 collection:  ## expose the checkout as containarium.fleet under build/collections
 	@mkdir -p $(dir $(COLL_LINK))
 	@ln -sfn ../../../.. $(COLL_LINK)
+
+EDA_VENV    := build/eda-venv
+JAVA_HOME   ?= /usr/lib/jvm/java-17-openjdk-amd64
+
+$(EDA_VENV)/.stamp: extensions/eda/requirements.txt
+	test -x $(JAVA_HOME)/bin/java || { apt-get update -q && apt-get install -y -q openjdk-17-jre-headless; }
+	test -x $(EDA_VENV)/bin/python || $(PYTHON_BASE) -m venv $(EDA_VENV)
+	$(EDA_VENV)/bin/python -m pip install -q --disable-pip-version-check -U pip
+	$(EDA_VENV)/bin/python -m pip install -q --disable-pip-version-check -r extensions/eda/requirements.txt
+	touch $@
+
+eda: $(EDA_VENV)/.stamp collection  ## ansible-rulebook 1.3.2 (+ Java 17) in build/eda-venv, for the spot protection rulebook
 
 sandbox:  ## local Incus (packages, incusd, pool, bridge, cached images); idempotent
 	tests/sandbox/incus_up.sh
@@ -62,6 +74,9 @@ test-lint: venv collection  ## ansible-lint (production profile, offline)
 
 test-molecule: venv collection sandbox  ## every role's Molecule scenario on Incus containers
 	tests/sandbox/molecule_all.sh
+
+test-spot: venv collection sandbox eda  ## spot protection end to end: ansible-rulebook, notice, preemption, scale-back (about 25 min)
+	$(PY) -m pytest -q -p no:cacheprovider tests/e2e/test_70_spot_protection.py
 
 test-cluster: venv collection sandbox  ## the Incus cluster tests (three nested hosts; about 25 min)
 	FLEET_RUN_MANUAL=1 $(PY) -m pytest -q tests/integration -k incus_cluster
