@@ -13,10 +13,10 @@ import re
 from ansible.errors import AnsibleFilterError
 
 from ansible_collections.containarium.fleet.plugins.filter.placement import parse_bytes, pick_host
+from ansible_collections.containarium.fleet.plugins.module_utils.incus import allocated_cpu
 
 _LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 _LABEL_KEY = re.compile(r"^[a-z0-9][-a-z0-9_.]*$")
-_ALLOWANCE = re.compile(r"^\s*(\d+)ms\s*/\s*(\d+)ms\s*$")
 SPEC_KEYS = {"name", "image", "replicas", "cpu", "memory", "config", "labels", "health_check", "paused", "state"}
 CHECK_KEYS = {"type", "port", "path", "process", "interval", "timeout", "unhealthy_threshold"}
 CHECK_DEFAULTS = {"path": "/", "interval": 10, "timeout": 5, "unhealthy_threshold": 3}
@@ -177,21 +177,6 @@ def deployment_specs(deployments):
 
 
 # -- the plan ------------------------------------------------------------------------------------
-
-def allocated_cpu(config):
-    """CPUs an instance is given: a hard allowance (25ms/100ms = 0.25), else limits.cpu (count or set)."""
-    allowance = _ALLOWANCE.match(config.get("limits.cpu.allowance") or "")
-    if allowance and int(allowance.group(2)):
-        return int(allowance.group(1)) / float(int(allowance.group(2)))
-    cpus = (config.get("limits.cpu") or "").strip()
-    if cpus.isdigit():
-        return float(cpus)
-    count = 0
-    for part in filter(None, cpus.split(",")):
-        low, _sep, high = part.partition("-")
-        count += (int(high) - int(low) + 1) if high else 1
-    return float(count)
-
 
 def _host_loads(backends):
     """pick_host facts per backend, with CPU allocated and memory given to its instances counted."""

@@ -60,13 +60,7 @@ extends_documentation_fragment:
   - containarium.fleet.incus
   - containarium.fleet.attributes
   - containarium.fleet.attributes.ACTIONGROUP_INCUS
-attributes:
-  check_mode:
-    support: full
-  diff_mode:
-    support: full
-  idempotent:
-    support: full
+  - containarium.fleet.attributes.STATEFUL_MODULE
 seealso:
   - module: containarium.fleet.incus_cluster
   - module: containarium.fleet.incus_cluster_info
