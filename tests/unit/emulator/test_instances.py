@@ -93,16 +93,17 @@ def test_invalid_requests_get_real_error_shapes(api):
 def test_operation_wait_wakes_immediately_on_done(emulator_factory):
     _emu, api = emulator_factory(latency=0.5)
     notices = []
-    for i in range(3):
+    for i in range(7):
         op = api.call("POST", f"zones/{ZONE}/instances", instance_body(f"emu-w{i}")).body
         t0 = time.monotonic()
         done = api.call("POST", f"zones/{ZONE}/operations/{op['name']}/wait").body
         returned = datetime.datetime.now(datetime.timezone.utc)
         assert done["status"] == "DONE" and time.monotonic() - t0 > 0.5  # it did block
         notices.append((returned - datetime.datetime.fromisoformat(done["endTime"])).total_seconds())
-    # The notice delay: the wait returns the moment the operation is DONE, not on a poll tick
-    # (median of three, so one scheduling hiccup on a loaded host does not decide).
-    assert 0 <= sorted(notices)[1] < 0.1, notices
+    # The notice delay: the wait returns the moment the operation is DONE, not on a poll tick. Median
+    # of seven against a quarter of a 1 s tick: a loaded host's scheduling hiccups (seen: 0.13 s, 1.0 s)
+    # do not decide it, while a 1 s poll would pass only by luck (about 7 %).
+    assert 0 <= sorted(notices)[3] < 0.25, notices
     end = time.monotonic()
     api.call("POST", f"zones/{ZONE}/operations/{op['name']}/wait")
     assert time.monotonic() - end < 0.2  # already DONE: no wait at all
