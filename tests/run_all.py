@@ -134,20 +134,17 @@ E2E_GROUPS = [
 ]
 
 
-# The Incus cluster target (three nested hosts forming a cluster, ~22 min of mostly waiting) is marked
-# manual so that the foreground integration stage skips it; it runs beside the fleets instead.
-CLUSTER_GROUP = ("cluster", ["tests/integration/test_targets.py::test_target[incus_cluster]"], {"FLEET_RUN_MANUAL": "1"})
-
-
+# The Incus cluster target (make test-cluster) is not among them yet: in its first run beside the
+# fleets a member's `incus exec` failed once (rc 255) while two converges ran at once.
 def background_groups():
-    """``[(stage name, test paths, environment)]``: the e2e groups that have files, and the cluster target."""
+    """``[(stage name, test paths, environment)]``: the e2e groups that have files."""
     files = sorted((REPO / "tests" / "e2e").glob("test_*.py"))
     groups = []
     for name, env, prefixes in E2E_GROUPS:
         paths = [str(f.relative_to(REPO)) for f in files if f.name.startswith(prefixes)]
         if paths:
             groups.append((name, paths, env))
-    return groups + [CLUSTER_GROUP]
+    return groups
 
 
 def setup_stage(cmd, log_name):
@@ -179,7 +176,7 @@ def main():
             if failed:
                 break  # nothing else can run without Incus
             background = [BackgroundPytest(group, paths, env) for group, paths, env in background_groups()
-                          if not only or group in only or ("e2e" in only and group.startswith("e2e"))]
+                          if not only or group in only or "e2e" in only]
             for job in background:
                 print("(started %s in the background: %s)" % (job.name, job.log_path), flush=True)
     for job in background:
