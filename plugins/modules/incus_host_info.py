@@ -10,7 +10,7 @@ module: incus_host_info
 short_description: Capacity and load of an Incus server (CPU, memory, instances, storage)
 version_added: 0.1.0
 description:
-  - Reads C(/1.0/resources), the instance list (every project, one request) and
+  - Reads C(/1.0/resources), the instance list of the project (one request) and
     C(/1.0/storage-pools/<pool>/resources) of one Incus server, for placement and scaling decisions
     (for example "more than 70 % memory used").
   - Its RV(host) is what the C(containarium.fleet.pick_host) filter takes, beside the C(members) of
@@ -59,7 +59,7 @@ host:
       description: C(total_bytes), C(used_bytes), C(used_percent).
       type: dict
     instances:
-      description: Instance counts over every project, C(total), C(running), C(stopped), C(frozen).
+      description: Instance counts in the project, C(total), C(running), C(stopped), C(frozen).
       type: dict
       sample: {"total": 52, "running": 50, "stopped": 2, "frozen": 0}
     storage_pools:
@@ -108,8 +108,7 @@ def main():
     module = FleetModule(connection_argument_spec())
     client = connect(module)
     try:
-        # Every project: CPUs promised in another project are just as taken.
-        instances = client.all_project_instances()
+        instances = client.get("instances", params={"recursion": 1})
         host = describe(client.server_info, client.resources(), instances, client.storage_pools())
     except FleetError as exc:
         module.fail_from(exc, "read host resources")

@@ -55,7 +55,7 @@ def test_host_info_counts_and_percentages(server):
                                                  "used_percent": 25.0}}
     assert host["server_name"] == "fake"
     listings = [r[2] for r in server.api_requests() if r[1] == "/1.0/instances"]
-    assert [(q.get("all-projects"), "project" in q) for q in listings] == [("true", False)]
+    assert [q.get("all-projects") for q in listings] == [None]  # the project's own instances
 
 
 def test_copy_refuses_plain_http_target_before_connecting(server):
