@@ -389,19 +389,24 @@ def allocated_cpu(config):
     return float(count)
 
 
-def instance_load(instances):
-    """``(counts, cpu_allocated)`` of a listing (``?recursion=1`` or more) for host and member facts.
-
-    ``counts`` has ``total``, ``running``, ``stopped`` and ``frozen``. Stopped instances count in
-    the CPU allocation too: their CPUs are promised to them when they start again.
-    """
+def instance_counts(instances):
+    """``total``, ``running``, ``stopped`` and ``frozen`` of a listing (``?recursion=1`` or more)."""
     counts = {"total": len(instances), "running": 0, "stopped": 0, "frozen": 0}
     for instance in instances:
         status = (instance.get("status") or "").lower()
         if status in counts:
             counts[status] += 1
+    return counts
+
+
+def instance_load(instances):
+    """``(counts, cpu_allocated)`` of a listing, for cluster member facts.
+
+    Stopped instances count in the CPU allocation too: their CPUs are promised to them when they
+    start again.
+    """
     allocated = sum(allocated_cpu(i.get("expanded_config") or i.get("config")) for i in instances)
-    return counts, allocated
+    return instance_counts(instances), allocated
 
 
 def first_ipv4(state):

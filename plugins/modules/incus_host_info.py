@@ -71,7 +71,7 @@ from ansible_collections.containarium.fleet.plugins.module_utils.fleet_module im
 from ansible_collections.containarium.fleet.plugins.module_utils.incus import (
     connect,
     connection_argument_spec,
-    instance_load,
+    instance_counts,
 )
 
 
@@ -81,7 +81,7 @@ def percent(used, total):
 
 def describe(server_info, resources, instances, pools):
     memory = resources.get("memory") or {}
-    counts = instance_load(instances)[0]
+    counts = instance_counts(instances)
     storage = {}
     for pool in pools:
         space = (pool.get("resources") or {}).get("space") or {}
