@@ -78,7 +78,7 @@ test-molecule: venv collection sandbox  ## every role's Molecule scenario on Inc
 test-spot: venv collection sandbox eda  ## spot protection end to end: ansible-rulebook, notice, preemption, scale-back (about 25 min)
 	$(PY) -m pytest -q -p no:cacheprovider tests/e2e/test_70_spot_protection.py
 
-test-cluster: venv collection sandbox  ## the Incus cluster tests (three nested hosts; about 25 min)
+test-cluster: venv collection sandbox  ## the Incus cluster target (in make test too) and its Molecule scenario (three nested hosts; about 20 min)
 	FLEET_RUN_MANUAL=1 $(PY) -m pytest -q tests/integration -k incus_cluster
 	tests/sandbox/molecule_all.sh incus_cluster
 

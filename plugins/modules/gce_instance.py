@@ -96,6 +96,12 @@ options:
   subnetwork:
     description: Subnetwork name or URL in the instance's region (create only).
     type: str
+  network_ip:
+    description:
+      - Internal IPv4 address of the instance in its subnetwork (create only); by default GCE picks a free one.
+      - Recreating a VM on the address it had (its old one is free once it is deleted) keeps every route,
+        load balancer entry and client configuration that names it valid.
+    type: str
   external_ip:
     description: Give the instance an ephemeral external IPv4 address (create only).
     type: bool
@@ -324,6 +330,8 @@ class InstanceTask:
         if p["subnetwork"]:
             interface["subnetwork"] = self.qualified(
                 p["subnetwork"], "regions", self.zone.rsplit("-", 1)[0], "subnetworks")
+        if p["network_ip"]:
+            interface["networkIP"] = p["network_ip"]
         if p["external_ip"]:
             interface["accessConfigs"] = [{"type": "ONE_TO_ONE_NAT", "name": "External NAT"}]
         body = {
@@ -437,6 +445,7 @@ def main():
             )),
             network=dict(type="str", default="default"),
             subnetwork=dict(type="str"),
+            network_ip=dict(type="str"),
             external_ip=dict(type="bool", default=True),
             tags=dict(type="list", elements="str"),
             labels=dict(type="dict"),

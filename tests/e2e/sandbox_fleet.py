@@ -178,17 +178,38 @@ class SandboxFleet:
 
 
 @contextlib.contextmanager
-def built_fleet(env, name, port, playbook, **fleet_args):
+def built_fleet(env, name, port, playbook, configure=None, **fleet_args):
     """A fleet brought up and built with ``playbook`` (its run kept as ``fleet.build``), for a session fixture.
 
     FLEET_<env>_NAME / FLEET_<env>_PORT override name and port, so that parallel runs do not collide;
+    ``configure(fleet)`` runs before bring-up (the fleet's state directory is known, nothing exists yet);
     the fleet is torn down afterwards, even when the build fails, unless FLEET_E2E_KEEP=1.
     """
     fleet = SandboxFleet(os.environ.get("FLEET_%s_NAME" % env, name), os.environ.get("FLEET_%s_PORT" % env, str(port)),
-                         **fleet_args).up()
+                         **fleet_args)
     try:
+        if configure:
+            configure(fleet)
+        fleet.up()
         fleet.build = fleet.playbook(playbook)
         yield fleet
     finally:
         if os.environ.get("FLEET_E2E_KEEP") != "1":
             fleet.down()
+
+
+def second_key(user):
+    """A ``configure`` for built_fleet: ``user`` logs in with a second key pair, ``<user>-2``, as well."""
+
+    def configure(fleet):
+        fleet.state.mkdir(parents=True, exist_ok=True)
+        if not (fleet.state / ("%s-2" % user)).exists():
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "%s-2@%s" % (user, fleet.name),
+                            "-f", str(fleet.state / ("%s-2" % user))], check=True)
+        fleet.overrides["fleet_users"] = [
+            {"name": each, "identity_file": str(fleet.state / each),
+             "keys": ["{{ lookup('ansible.builtin.file', fleet_state_dir + '/%s.pub') }}" % key
+                      for key in ((each, "%s-2" % each) if each == user else (each,))]}
+            for each in fleet.users]
+
+    return configure

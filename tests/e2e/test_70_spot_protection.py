@@ -29,7 +29,7 @@ import pytest
 import yaml
 
 from conftest import Canaries
-from sandbox_fleet import PROJECT, REPO, SandboxFleet
+from sandbox_fleet import PROJECT, REPO, built_fleet, second_key
 
 ZONE = "us-central1-a"
 EDA_VENV = REPO / "build" / "eda-venv"
@@ -208,42 +208,6 @@ def instances_of(fleet, vm):
     return found
 
 
-def user_keys(fleet, user):
-    """The private keys of a user (alice has two)."""
-    return sorted(p for p in fleet.state.glob("%s*" % user) if p.suffix == "" and p.with_suffix(".pub").exists())
-
-
-def ssh_with_key(fleet, user, key, command="sha256sum canary.bin"):
-    """ssh into the user's container through the jump with ONLY this key (the user's config, other identity)."""
-    config = fleet.state / "clients" / user / "ssh_config"
-    one_key = fleet.root / ("ssh_config-%s-%s" % (user, key.name))
-    one_key.write_text(config.read_text().replace(str(fleet.state / user), str(key)))
-    return subprocess.run(["ssh", "-F", str(one_key), "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
-                           "-o", "ConnectTimeout=10", "%s-container" % user, command],
-                          capture_output=True, text=True, timeout=60, check=False)
-
-
-def ssh_probe(fleet, user):
-    """One login of ``user`` into their container through the jump: (worked, why not)."""
-    proc = fleet.ssh(user, "%s-container" % user, "true", timeout=20)
-    return proc.returncode == 0, proc.stderr[-200:]
-
-
-def every_key_logs_in(fleet, canaries, step):
-    problems = []
-    for user in fleet.users:
-        keys = user_keys(fleet, user)
-        assert keys, "no keys for %s" % user
-        for key in keys:
-            proc = ssh_with_key(fleet, user, key)
-            if proc.returncode != 0:
-                problems.append("%s with %s: %s" % (user, key.name, proc.stderr.strip()[-300:]))
-            elif proc.stdout.split()[0] != canaries.sums[user]:
-                problems.append("%s with %s: canary checksum changed" % (user, key.name))
-    assert not problems, "after %s: %s" % (step, "; ".join(problems))
-    return sum(len(user_keys(fleet, u)) for u in fleet.users)
-
-
 def build_image(fleet):
     """The deployment's image on every backend: fleet-base serving /srv/www on :8000 (systemd unit)."""
     for vm in backends(fleet):
@@ -266,26 +230,12 @@ def build_image(fleet):
 @pytest.fixture(scope="module")
 def spot_fleet():
     """Two spot backends and a jump, alice with two keys, canaries planted, a spot-aware deployment."""
-    name, port = os.environ.get("FLEET_SP_NAME", "sp"), os.environ.get("FLEET_SP_PORT", "8141")
-    state = REPO / "build" / ("fleet-%s" % name) / "state"
-    state.mkdir(parents=True, exist_ok=True)
-    if not (state / "alice-2").exists():
-        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "alice-2@%s" % name,
-                        "-f", str(state / "alice-2")], check=True)
-    users = [{"name": user, "identity_file": str(state / user),
-              "keys": ["{{ lookup('ansible.builtin.file', fleet_state_dir + '/%s.pub') }}" % key for key in keys]}
-             for user, keys in (("alice", ("alice", "alice-2")), ("bob", ("bob",)))]
-    fleet = SandboxFleet(name, port, overrides={"fleet_users": users}).up()
-    try:
-        fleet.playbook("scale_out.yml")
+    with built_fleet("SP", "sp", 8141, "scale_out.yml", configure=second_key("alice")) as fleet:
         fleet.canaries = Canaries(fleet)
         fleet.canaries.plant()
         build_image(fleet)
         fleet.playbook("deploy.yml", {"deployments": [WEB]})
         yield fleet
-    finally:
-        if os.environ.get("FLEET_E2E_KEEP") != "1":
-            fleet.down()
 
 
 @pytest.fixture(scope="module")
@@ -430,7 +380,7 @@ def test_notice_then_preemption_replacement_serves_users_come_back(spot_fleet, r
     assert notices and preemptions, [r["event"] for r in webhook.received]
     assert all(r["auth"] == "Bearer alert-token" for r in notices + preemptions)
     # Every user (alice with both keys) logs in and finds the canary; the original replica runs again.
-    logins = every_key_logs_in(fleet, fleet.canaries, "the preemption of %s" % home)
+    logins = fleet.canaries.check_every_key("the preemption of %s" % home)
     assert "%s-1" % WEB["name"] in instances_of(fleet, home)
     assert instances_of(fleet, home)["%s-1" % WEB["name"]]["status"] == "Running"
     config = instances_of(fleet, other)[replacement]["config"]
@@ -527,6 +477,6 @@ def test_two_backends_preempted_at_once_both_recovered(spot_fleet, rulebook):
     for vm, data in done.items():
         assert instance(fleet, vm)["status"] == "RUNNING"
         assert (instance(fleet, vm)["id"] != old_ids[vm]) == (data["action"] == "recreated-on-demand")
-    every_key_logs_in(fleet, fleet.canaries, "two backends preempted at once")
+    fleet.canaries.check_every_key("two backends preempted at once")
     print("\ntwo at once, %.0f s: %s" % (time.time() - started, json.dumps(
         {vm: [d["action"], d["seconds"]] for vm, d in done.items()})))

@@ -4,7 +4,7 @@
 # one starts from the same state as a run on a fresh machine. The demo fleet (gce-sandbox-*) stays.
 set -euo pipefail
 # The test fleets (tests/e2e fixtures and benchmarks) by name.
-FLEETS='e2e|ops|ha|topo|sp|sn|bench-[a-z]+'
+FLEETS='e2e|ops|ha|topo|sp|spb|sn|bench-[a-z]+'
 PREFIXES="^(it|mol|cl|emu|bench|gi)-|^gce-($FLEETS)-"
 incus list --all-projects -f csv -c n,e 2>/dev/null | while IFS=, read -r name project; do
   if [[ "$name" =~ $PREFIXES ]]; then

@@ -76,8 +76,10 @@ class NullBackend:
         self._next = int(ipaddress.IPv4Address("10.128.0.2"))
         self._addresses: dict[str, str] = {}
 
-    def create(self, name: str, image: str, cpus: int, memory_mb: int, nested: bool) -> None:
-        pass
+    def create(self, name: str, image: str, cpus: int, memory_mb: int, nested: bool, address: str = "") -> None:
+        if address:
+            with self._lock:
+                self._addresses[name] = address
 
     def start(self, name: str) -> str:
         """The VM's internal IP: allocated once, kept across stop/start as on GCE."""
@@ -151,10 +153,12 @@ class IncusBackend(NullBackend):
         # More vCPUs than the host has are capped (Incus refuses them otherwise).
         return str(max(1, min(cpus, self.host_cpus))), f"{memory_mb}MiB"
 
-    def create(self, name: str, image: str, cpus: int, memory_mb: int, nested: bool) -> None:
+    def create(self, name: str, image: str, cpus: int, memory_mb: int, nested: bool, address: str = "") -> None:
         cpu, memory = self.limits(cpus, memory_mb)
         args = ["init", image, name, "-c", f"limits.cpu={cpu}", "-c", f"limits.memory={memory}",
                 "-c", "user.gce-emulator=true"]
+        if address:  # networkIP asked for: a static DHCP lease on the bridge
+            args += ["-d", f"eth0,ipv4.address={address}"]
         if nested:
             args += ["-c", "security.nesting=true", "-c", "security.privileged=true"]
         self._incus(*args)

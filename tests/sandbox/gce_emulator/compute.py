@@ -384,7 +384,8 @@ class Compute:
                 self._set_status(collection, name, "STAGING")
                 container = instance[PRIVATE]["container"]
                 image = "fleet-nested" if nested else "fleet-base"
-                self.backend.create(container, image, cpus, memory, nested)
+                self.backend.create(container, image, cpus, memory, nested,
+                                    instance["networkInterfaces"][0].get("networkIP", ""))
                 for spec in attached_out:
                     if not spec["boot"]:
                         self.backend.attach(container, spec["deviceName"], last_segment(spec["source"]))
@@ -408,7 +409,8 @@ class Compute:
             "network": LINK_BASE + network,
             "subnetwork": LINK_BASE + (relative(nic["subnetwork"]) if nic.get("subnetwork")
                                        else f"projects/{project}/regions/{region}/subnetworks/{last_segment(network)}"),
-            "networkIP": "",
+            # Asked for on insert (kept across stop/start), or filled in at the first start.
+            "networkIP": nic.get("networkIP", ""),
             "name": f"nic{index}",
             "fingerprint": fingerprint([project, zone, index]),
             "stackType": "IPV4_ONLY",
@@ -428,7 +430,8 @@ class Compute:
         if self.backend.containers and self.backend.state(container) is None:
             # Recreated after the container vanished (or a fresh boot disk): same limits, fresh root.
             self.backend.create(container, "fleet-nested" if inst[PRIVATE]["nested"] else "fleet-base",
-                                inst[PRIVATE]["cpus"], inst[PRIVATE]["memory"], inst[PRIVATE]["nested"])
+                                inst[PRIVATE]["cpus"], inst[PRIVATE]["memory"], inst[PRIVATE]["nested"],
+                                inst["networkInterfaces"][0].get("networkIP", ""))
             for spec in inst["disks"]:
                 if not spec["boot"]:
                     self.backend.attach(container, spec["deviceName"], last_segment(spec["source"]))

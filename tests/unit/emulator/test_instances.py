@@ -55,6 +55,18 @@ def test_insert_get_list_delete_lifecycle(api):
     assert "items" not in api.get(f"zones/{ZONE}/instances")
 
 
+def test_recreated_on_the_internal_address_it_had(api):
+    """networkIP asked for on insert is the VM's address and stays so across stop/start (spot_recreate.yml)."""
+    first = "10.128.9.9"
+    nic = {"network": "global/networks/default", "networkIP": first}
+    again = create(api, "emu-ip", networkInterfaces=[nic])
+    assert again["networkInterfaces"][0]["networkIP"] == first
+    assert create(api, "emu-ip2")["networkInterfaces"][0]["networkIP"] != first
+    api.op("POST", f"zones/{ZONE}/instances/emu-ip/stop")
+    api.op("POST", f"zones/{ZONE}/instances/emu-ip/start")
+    assert api.get(f"zones/{ZONE}/instances/emu-ip")["networkInterfaces"][0]["networkIP"] == first
+
+
 def test_status_transitions_are_observable(emulator_factory):
     _emu, api = emulator_factory(latency=0.3)
     op = api.call("POST", f"zones/{ZONE}/instances", instance_body("emu-t")).body

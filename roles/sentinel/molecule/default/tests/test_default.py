@@ -119,12 +119,17 @@ def test_the_service_hears_a_preemption_and_survives_a_kill(host):
     while emulator("GET", f"compute/v1/projects/{PROJECT}/zones/{ZONE}/instances/mol-spot-vm")["status"] != "RUNNING":
         assert time.monotonic() < deadline
         time.sleep(0.5)
-    # Kill ansible-rulebook outright: systemd starts it again, and the watermark keeps the event.
+    # Once the service watches (its first poll wrote the watermark; JVM start-up takes a while under
+    # load), kill ansible-rulebook outright: systemd starts it again, and the watermark keeps the event.
+    deadline = time.monotonic() + 180
+    while host.run("sudo test -s /var/lib/fleet-sentinel/gce_events.json").rc != 0:
+        assert time.monotonic() < deadline, host.run("sudo journalctl -u fleet-sentinel --no-pager -n 40").stdout
+        time.sleep(1)
     host.run_expect([0], "sudo systemctl kill --signal=KILL fleet-sentinel")
     emulator("POST", "_admin/preempt", {"project": PROJECT, "zone": ZONE, "instance": "mol-spot-vm", "notice_seconds": 0})
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 180
     while "PREEMPTED mol-spot-vm in us-central1-a" not in host.run("sudo journalctl -u fleet-sentinel --no-pager").stdout:
         assert time.monotonic() < deadline, host.run("sudo journalctl -u fleet-sentinel --no-pager -n 40").stdout
         time.sleep(1)
     assert host.run("sudo systemctl is-active fleet-sentinel").stdout.strip() == "active"
-    assert host.file("/var/lib/fleet-sentinel/gce_events.json").exists
+    assert host.run("sudo test -s /var/lib/fleet-sentinel/gce_events.json").rc == 0
