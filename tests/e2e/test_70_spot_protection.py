@@ -208,6 +208,12 @@ def instances_of(fleet, vm):
     return found
 
 
+def ssh_probe(fleet, user):
+    """One login of ``user`` into their container through the jump: (worked, why not)."""
+    proc = fleet.ssh(user, "%s-container" % user, "true", timeout=20)
+    return proc.returncode == 0, proc.stderr[-200:]
+
+
 def build_image(fleet):
     """The deployment's image on every backend: fleet-base serving /srv/www on :8000 (systemd unit)."""
     for vm in backends(fleet):
