@@ -5,7 +5,7 @@ FLEET_SN_PORT say otherwise; FLEET_E2E_KEEP=1 keeps it for the next run). Users 
 containers with their own ssh_config through the sentinel's port 22; HTTP on the sentinel shows the
 maintenance page while no spot host serves and forwards once one does; fleet-sentinel.service runs,
 hears the preemption of a spot host the zone has no spot capacity left for, and brings it back
-on-demand on its data disk: HAProxy follows it to its new address, the certificates reach it, and every
+on-demand on its data disk and its old internal address: HAProxy forwards to it, the certificates reach it, and every
 user logs in through the sentinel again with each of their keys and finds their canary.
 
   FLEET_E2E_KEEP=1 .venv/bin/python -m pytest -x -q -p no:cacheprovider tests/e2e/test_75_sentinel.py -s
