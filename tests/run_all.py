@@ -51,6 +51,34 @@ def junit_counts(path):
     return total - failed - skipped, failed, skipped
 
 
+def junit_failures(path, max_lines=25):
+    """``[(test id, text)]`` of the failed tests in a JUnit file, each text cut to ``max_lines``; a text
+    equal to an earlier one (a fixture that failed for every test of a module) is said once."""
+    if not path.exists():
+        return []
+    seen = {}
+    failures = []
+    for case in ET.parse(path).getroot().iter("testcase"):
+        for problem in list(case.findall("failure")) + list(case.findall("error")):
+            test_id = "%s::%s" % (case.get("classname"), case.get("name"))
+            text = (problem.text or problem.get("message") or "").strip()
+            if text in seen:
+                failures.append((test_id, "(the same as %s)" % seen[text]))
+                continue
+            seen[text] = test_id
+            # The "E" lines of pytest's report are the error itself (a playbook's failing tasks come first in it).
+            lines = [line for line in text.splitlines() if line.startswith("E ")] or text.splitlines()
+            failures.append((test_id, "\n".join(lines[:max_lines] + (["[...]"] if len(lines) > max_lines else []))))
+    return failures
+
+
+def print_failure_digest(names):
+    """The failed tests of the named pytest stages with the end of their errors, just above the summary."""
+    for name in names:
+        for test_id, text in junit_failures(BUILD / ("junit-%s.xml" % name)):
+            print("\n----- %s: %s\n%s" % (name, test_id, text))
+
+
 def pytest_command(name, paths):
     return [str(BIN / "python"), "-m", "pytest", "-q", "-p", "no:cacheprovider",
             "--junitxml", str(BUILD / ("junit-%s.xml" % name)), *paths]
@@ -186,6 +214,10 @@ def main():
         print("\n===== %s (background) =====" % job.name, flush=True)
         passed, failed, skipped = job.finish()
         results.append((job.name, passed, failed, skipped, time.monotonic() - job.started))
+    failed_stages = [r[0] for r in results if r[2]]
+    if failed_stages:
+        print("\n===== failures (the end of each error; the whole output is in build/logs/) =====")
+        print_failure_digest(failed_stages)
     print("\n===== summary =====")
     print("%-12s %7s %7s %7s %8s" % ("stage", "passed", "failed", "skipped", "seconds"))
     for name, passed, failed, skipped, seconds in results:

@@ -71,6 +71,9 @@ options:
   wait_timeout:
     description:
       - Deadline in seconds for each API operation, a clean shutdown and the IPv4 wait.
+      - When a create fails or passes this deadline, the module deletes what it created before failing; that
+        clean-up first waits for a create still running (Incus refuses to delete it until then) and may take up
+        to 600 seconds, or O(wait_timeout) if longer.
     type: int
     default: 120
 extends_documentation_fragment:
@@ -181,6 +184,8 @@ from ansible_collections.containarium.fleet.plugins.module_utils.incus import (
 )
 
 STATUS_OF_STATE = {"started": "Running", "restarted": "Running", "stopped": "Stopped", "frozen": "Frozen"}
+# Upper bound for deleting a half-created instance (see wait_timeout in DOCUMENTATION).
+CLEANUP_TIMEOUT = 600
 
 
 def as_incus_value(value):
@@ -260,9 +265,20 @@ class InstanceRunner:
     def undo_create(self, error):
         """Delete what this run created (if anything got that far), then fail with why."""
         try:
+            # The clean-up is not held to wait_timeout: a deadline too short for the create is
+            # likely too short for the delete, and giving up here would leave the instance behind.
+            cleanup_timeout = max(self.timeout, CLEANUP_TIMEOUT)
+            pending = error.details.get("operation") or {}
+            if pending.get("status") == "Running":
+                # The create outlived wait_timeout (a loaded host unpacking the image): Incus refuses
+                # to delete an instance while its create runs, so let that end first, however it ends.
+                try:
+                    self.client.wait_operation(pending["id"], cleanup_timeout)
+                except FleetError:
+                    pass
             if self.client.instance(self.name) is None:
                 self.module.fail_from(error, "create instance %s" % self.name)
-            self.client.delete_instance(self.name, self.timeout)
+            self.client.delete_instance(self.name, cleanup_timeout)
         except FleetError as cleanup:
             error.message += "; deleting the half-created instance also failed: %s" % cleanup.message
         else:

@@ -20,6 +20,7 @@ import time
 import urllib.request
 
 import yaml
+from playbook_output import failure_report
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 BIN = REPO / ".venv" / "bin"
@@ -136,7 +137,7 @@ class SandboxFleet:
             output = handle.read()
         run = PlaybookRun(args[3:], proc.returncode, output, time.monotonic() - started)
         if check and run.returncode != 0:
-            raise AssertionError("%r failed:\n%s" % (run, run.tail()))
+            raise AssertionError("%r failed:\n%s" % (run, failure_report(run.output)))
         return run
 
     def ssh(self, user, host, command, timeout=60):

@@ -15,6 +15,7 @@ import subprocess
 import sys
 
 import pytest
+from playbook_output import failure_report
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 TARGETS = REPO / "tests" / "integration" / "targets"
@@ -60,4 +61,4 @@ def test_target(target, aliases, tmp_path, request):
     )
     if proc.returncode != 0:
         pytest.fail("ansible-playbook failed for target %s\n%s\n%s" % (
-            target, proc.stdout[-12000:], proc.stderr[-4000:]))
+            target, failure_report(proc.stdout), proc.stderr[-4000:]))

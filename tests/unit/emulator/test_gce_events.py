@@ -75,6 +75,19 @@ def test_each_event_once_one_listing_per_poll_and_restart_neither_repeats_nor_sk
     assert restarted.poll() == []
 
 
+def test_a_restart_before_any_watched_operation_still_reports_what_came_while_it_was_down(fleet, tmp_path):
+    # Only preemptions are watched and none has happened yet: the saved state holds no watermark.
+    state = tmp_path / "watermark.json"
+    first = gce_events.OperationWatch(client(fleet), kinds=["preempted"], state_file=str(state))
+    first.start_from_now()
+    assert first.poll() == [] and json.loads(state.read_text())["since"] is None
+    fleet.admin("preempt", {"project": fleet.project, "zone": "us-central1-a", "instance": "ev-a"})
+    wait_status(fleet, "us-central1-a", "ev-a", "TERMINATED")
+    restarted = gce_events.OperationWatch(client(fleet), kinds=["preempted"], state_file=str(state))
+    restarted.start_from_now()
+    assert kinds(restarted.poll()) == [("preempted", "ev-a", "us-central1-a")]
+
+
 def test_kinds_and_prefix_narrow_the_events(fleet):
     watch = gce_events.OperationWatch(client(fleet), kinds=["preempted"], instance_prefix="ev-b")
     watch.start_from_now()

@@ -91,7 +91,10 @@ class Watermark:
     def __init__(self, path=None):
         self.path = path
         self.since, self.seen = None, set()
-        if path and os.path.exists(path):
+        # A saved state with no operation in it still means "watched from then on": a restart must
+        # then report every operation listed, not take them all for history.
+        self.saved = bool(path and os.path.exists(path))
+        if self.saved:
             with open(path, encoding="utf-8") as handle:
                 saved = json.load(handle)
             self.since, self.seen = saved.get("since"), set(saved.get("seen") or [])
@@ -157,7 +160,7 @@ class OperationWatch:
 
     def start_from_now(self):
         """A first start without saved state begins at the newest existing operation (no replay)."""
-        if self.watermark.since is None:
+        if not self.watermark.saved:
             for _event in self.poll():
                 pass
 
