@@ -1,9 +1,10 @@
 """`make test`: every stage CI runs, with one summary of counts at the end.
 
 The end-to-end fleets (tests/e2e) spend most of their time waiting on VMs booting and apt, so they
-start in the background right after the sandbox stage, one pytest per fleet (E2E_GROUPS), while the
-other stages run in order in the foreground; their output goes to build/logs/e2e*.log and is shown
-when a background stage fails.
+start in the background right after the sandbox stage, one pytest per fleet (E2E_GROUPS), at most
+FLEET_BACKGROUND_SLOTS (default 3) at once, while the other stages run in order in the foreground; their
+output goes to build/logs/e2e*.log and is shown when a background stage fails. The end lists each failed
+test with the end of its error, since a CI log is often only shown by its head and tail.
 
 A failing stage does not stop the later ones (so one run shows everything that is broken),
 but any failure makes the exit status non-zero. Counts come from each tool's own report:
@@ -17,6 +18,7 @@ import pathlib
 import re
 import subprocess
 import sys
+import threading
 import time
 import xml.etree.ElementTree as ET
 
@@ -130,38 +132,51 @@ def molecule_stage():
 
 
 class BackgroundPytest:
-    """A pytest run started now and collected later (its output only in build/logs/<name>.log)."""
+    """A pytest run that starts as soon as one of the background slots is free and is collected later
+    (its output only in build/logs/<name>.log)."""
 
-    def __init__(self, name, paths, env):
+    def __init__(self, name, paths, env, slots):
         self.name = name
         (BUILD / ("junit-%s.xml" % name)).unlink(missing_ok=True)
         self.log_path = BUILD / "logs" / ("%s.log" % name)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.started = time.monotonic()
-        with open(self.log_path, "w", encoding="utf-8") as log:
-            self.proc = subprocess.Popen(pytest_command(name, paths), cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                                         env=dict(os.environ, PATH="%s:%s" % (BIN, os.environ["PATH"]), **env))
+        self.seconds = 0.0
+        self.returncode = None
+        self.thread = threading.Thread(target=self._run, args=(paths, env, slots), daemon=True)
+        self.thread.start()
+
+    def _run(self, paths, env, slots):
+        with slots:
+            started = time.monotonic()
+            with open(self.log_path, "w", encoding="utf-8") as log:
+                self.returncode = subprocess.call(
+                    pytest_command(self.name, paths), cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                    env=dict(os.environ, PATH="%s:%s" % (BIN, os.environ["PATH"]), **env))
+            self.seconds = time.monotonic() - started
 
     def finish(self):
-        counts = pytest_counts(self.name, self.proc.wait())
+        self.thread.join()
+        counts = pytest_counts(self.name, self.returncode)
         output = self.log_path.read_text(encoding="utf-8")
         print(output if counts[1] else "\n".join(output.splitlines()[-3:]))
         return counts
 
 
-# The end-to-end files, grouped so that each group owns its fleets and the groups run side by side:
-# (stage name, environment, test files matching these prefixes). Each fixture names its fleet and
+# The end-to-end files, grouped so that each group owns its fleets and the groups run side by side,
+# BACKGROUND_SLOTS at a time, longest first (more at once overloaded the 2-core CI machine until
+# instance creates passed their deadlines): (stage name, environment, test files matching these prefixes). Each fixture names its fleet and
 # emulator port after FLEET_<X>_NAME / _PORT with distinct defaults; the ops group runs the central
 # fleet's fixture a second time, so it renames that fleet. test_70 (spot protection under
 # ansible-rulebook) is `make test-spot`: its replacement is not reliably serving within the 30 s
 # notice on a loaded 2-core machine (docs/eda.md).
 E2E_GROUPS = [
-    ("e2e", {}, ("test_10_", "test_20_", "test_50_")),
-    ("e2e-ops", {"FLEET_E2E_NAME": "ops", "FLEET_E2E_PORT": "8113"}, ("test_30_", "test_40_")),
-    ("e2e-ha", {}, ("test_60_",)),
-    ("e2e-topo", {}, ("test_15_",)),
     ("e2e-sentinel", {}, ("test_75_",)),
+    ("e2e-topo", {}, ("test_15_",)),
+    ("e2e-ops", {"FLEET_E2E_NAME": "ops", "FLEET_E2E_PORT": "8113"}, ("test_30_", "test_40_")),
+    ("e2e", {}, ("test_10_", "test_20_", "test_50_")),
+    ("e2e-ha", {}, ("test_60_",)),
 ]
+BACKGROUND_SLOTS = int(os.environ.get("FLEET_BACKGROUND_SLOTS", "3"))
 # The Incus cluster target (three nested hosts, about 11 min) runs beside the fleets too: the
 # integration stage skips it (it is marked manual so that a plain `pytest tests/integration` stays short).
 CLUSTER_GROUP = ("cluster", ["tests/integration/test_targets.py::test_target[incus_cluster]"], {"FLEET_RUN_MANUAL": "1"})
@@ -206,14 +221,16 @@ def main():
         if name == "sandbox":
             if failed:
                 break  # nothing else can run without Incus
-            background = [BackgroundPytest(group, paths, env) for group, paths, env in background_groups()
+            slots = threading.BoundedSemaphore(BACKGROUND_SLOTS)
+            background = [BackgroundPytest(group, paths, env, slots) for group, paths, env in background_groups()
                           if not only or group in only or ("e2e" in only and group.startswith("e2e"))]
             for job in background:
-                print("(started %s in the background: %s)" % (job.name, job.log_path), flush=True)
+                print("(queued %s in the background, %d at a time: %s)" % (job.name, BACKGROUND_SLOTS, job.log_path),
+                      flush=True)
     for job in background:
         print("\n===== %s (background) =====" % job.name, flush=True)
         passed, failed, skipped = job.finish()
-        results.append((job.name, passed, failed, skipped, time.monotonic() - job.started))
+        results.append((job.name, passed, failed, skipped, job.seconds))
     failed_stages = [r[0] for r in results if r[2]]
     if failed_stages:
         print("\n===== failures (the end of each error; the whole output is in build/logs/) =====")
