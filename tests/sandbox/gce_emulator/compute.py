@@ -169,6 +169,16 @@ class Compute:
         if self.store.find(collection, name) is not None:
             raise ApiError(409, "alreadyExists", f"The resource '{collection}/{name}' already exists")
 
+    def _ensure_address_free(self, project: str, address: str | None) -> None:
+        """An internal address asked for on insert must not be held by another VM, stopped ones included."""
+        if not address:
+            return
+        for _scope, path in self.store.collections_matching(project, "instances"):
+            for other in self.store.collection(path).values():
+                if other["networkInterfaces"][0].get("networkIP") == address:
+                    raise invalid("resource.networkInterfaces[0].networkIP", address,
+                                  f"IP address '{address}' (or range) is already being used by another resource.")
+
     def simple_insert(self, project: str, scope: str, plural: str, kind: str, body: dict,
                       request_id: str | None, prepare=None) -> dict:
         """Insert for resources without a lifecycle (firewalls, routes, ...): visible when DONE."""
@@ -288,6 +298,7 @@ class Compute:
         nested = labels.get("sandbox-image") == "nested"
         with self.store.lock:
             self._ensure_absent(collection, name)
+            self._ensure_address_free(project, nics[0].get("networkIP"))
             for index, spec in enumerate(attached):
                 boot = bool(spec.get("boot", index == 0))
                 if spec.get("source"):

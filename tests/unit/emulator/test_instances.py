@@ -67,6 +67,12 @@ def test_recreated_on_the_internal_address_it_had(api):
     api.op("POST", f"zones/{ZONE}/instances/emu-ip/stop")
     api.op("POST", f"zones/{ZONE}/instances/emu-ip/start")
     assert api.get(f"zones/{ZONE}/instances/emu-ip")["networkInterfaces"][0]["networkIP"] == first
+    # Held while the VM exists, stopped or not: a second VM cannot have it; deleted, it is free again.
+    api.op("POST", f"zones/{ZONE}/instances/emu-ip/stop")
+    taken = api.call("POST", f"zones/{ZONE}/instances", instance_body("emu-ip3", networkInterfaces=[nic]), expect=400)
+    assert taken.status == 400 and "is already being used by another resource" in taken.body["error"]["message"]
+    api.op("DELETE", f"zones/{ZONE}/instances/emu-ip")
+    assert create(api, "emu-ip3", networkInterfaces=[nic])["networkInterfaces"][0]["networkIP"] == first
 
 
 def test_status_transitions_are_observable(emulator_factory):
