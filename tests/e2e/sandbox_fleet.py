@@ -27,6 +27,8 @@ BIN = REPO / ".venv" / "bin"
 RECAP_LINE = re.compile(r"^(\S+)\s+:\s+ok=(\d+)\s+changed=(\d+)\s+unreachable=(\d+)\s+failed=(\d+)", re.M)
 USERS = ("alice", "bob")
 PROJECT = "sandbox-project"
+# The sandbox inventories put every VM of a fleet in this zone.
+ZONE = "us-central1-a"
 
 
 class PlaybookRun:
@@ -154,6 +156,10 @@ class SandboxFleet:
                                          headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=120) as response:
             return json.load(response)
+
+    def instance(self, vm):
+        """The Compute API's view of one of the fleet's VMs."""
+        return self.compute("zones/%s/instances/%s" % (ZONE, vm))
 
     def compute(self, path, method="GET", body=None):
         """Call the Compute API at a path below ``projects/<project>/`` (e.g. ``zones/us-central1-a/instances/x``)

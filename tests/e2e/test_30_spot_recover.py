@@ -8,19 +8,13 @@ import subprocess
 import threading
 import time
 
-from sandbox_fleet import PROJECT
-
-ZONE = "us-central1-a"
-
-
-def instance(fleet, vm):
-    return fleet.compute("zones/%s/instances/%s" % (ZONE, vm))
+from sandbox_fleet import PROJECT, ZONE
 
 
 def wait_status(fleet, vm, status, timeout=180):
     deadline = time.monotonic() + timeout
     while True:
-        current = instance(fleet, vm)["status"]
+        current = fleet.instance(vm)["status"]
         if current == status:
             return
         assert time.monotonic() < deadline, "%s stayed %s, expected %s" % (vm, current, status)
@@ -103,10 +97,10 @@ def test_preempted_vm_outside_the_fleet_is_left_alone(central_fleet):
         preempt(central_fleet, foreign)
         run = central_fleet.playbook("spot_recover.yml")
         assert run.changed == {}, run.tail()
-        assert instance(central_fleet, foreign)["status"] == "TERMINATED"
+        assert central_fleet.instance(foreign)["status"] == "TERMINATED"
         named = central_fleet.playbook("spot_recover.yml", {"recover_hosts": [foreign]}, check=False)
         assert named.returncode != 0 and "which is not a VM of fleet" in named.output, named.tail()
-        assert instance(central_fleet, foreign)["status"] == "TERMINATED"
+        assert central_fleet.instance(foreign)["status"] == "TERMINATED"
     finally:
         central_fleet.compute("zones/%s/instances/%s" % (ZONE, foreign), method="DELETE")
 
@@ -118,8 +112,8 @@ def test_preempted_backend_is_started_with_its_containers(central_fleet, canarie
 
     run = central_fleet.playbook("spot_recover.yml")
 
-    assert instance(central_fleet, vm)["status"] == "RUNNING"
-    assert instance(central_fleet, vm)["scheduling"]["provisioningModel"] == "SPOT"
+    assert central_fleet.instance(vm)["status"] == "RUNNING"
+    assert central_fleet.instance(vm)["scheduling"]["provisioningModel"] == "SPOT"
     assert before <= running_containers(central_fleet, vm)
     canaries.check("spot recovery by restart")
     data = check_report(central_fleet, vm, "started")
@@ -131,7 +125,7 @@ def test_preempted_backend_is_started_with_its_containers(central_fleet, canarie
 
 def test_no_spot_capacity_recreates_on_demand_on_the_same_data_disk(central_fleet, canaries):
     vm = home_of(central_fleet, "bob-container")
-    old = instance(central_fleet, vm)
+    old = central_fleet.instance(vm)
     old_data = sorted(d["source"] for d in old["disks"] if not d.get("boot"))
     before = running_containers(central_fleet, vm)
     # With no latency the emulator may answer the start call with its operation already DONE but not
@@ -144,7 +138,7 @@ def test_no_spot_capacity_recreates_on_demand_on_the_same_data_disk(central_flee
     finally:
         central_fleet.admin("latency", {"seconds": 0})
 
-    new = instance(central_fleet, vm)
+    new = central_fleet.instance(vm)
     assert new["status"] == "RUNNING"
     assert new["id"] != old["id"], "the VM was not recreated"
     assert new["scheduling"]["provisioningModel"] == "STANDARD" and not new["scheduling"]["preemptible"]
@@ -186,7 +180,7 @@ def test_spot_aware_container_gets_a_replacement_until_its_original_is_back(cent
             shown = central_fleet.host_incus(other, "query", "/1.0/instances/%s" % replacement)
             if shown.returncode == 0:
                 config = json.loads(shown.stdout)["config"]
-                seen = {"status": json.loads(shown.stdout)["status"], "original": instance(central_fleet, vm)["status"],
+                seen = {"status": json.loads(shown.stdout)["status"], "original": central_fleet.instance(vm)["status"],
                         "replaces": config.get("user.fleet.replaces"),
                         "scale_back_at": config.get("user.fleet.scale-back-at"), "at": time.time()}
             time.sleep(1)
@@ -198,7 +192,7 @@ def test_spot_aware_container_gets_a_replacement_until_its_original_is_back(cent
         assert seen, "no replacement appeared on %s" % other
         assert seen["replaces"] == "%s/%s" % (vm, aware)
         assert int(seen["scale_back_at"]) > 0
-        assert instance(central_fleet, vm)["status"] == "RUNNING"
+        assert central_fleet.instance(vm)["status"] == "RUNNING"
         assert aware in running_containers(central_fleet, vm)
         # 5 s later, with the original running again, the run's scale-back phase removed it.
         assert central_fleet.host_incus(other, "info", replacement).returncode != 0, "replacement still there"

@@ -29,9 +29,8 @@ import pytest
 import yaml
 
 from conftest import Canaries
-from sandbox_fleet import PROJECT, REPO, built_fleet, second_key
+from sandbox_fleet import PROJECT, REPO, ZONE, built_fleet, second_key
 
-ZONE = "us-central1-a"
 EDA_VENV = REPO / "build" / "eda-venv"
 RULEBOOK = REPO / "extensions" / "eda" / "rulebooks" / "spot_protection.yml"
 JAVA_HOME = os.environ.get("JAVA_HOME", "/usr/lib/jvm/java-17-openjdk-amd64")
@@ -179,13 +178,9 @@ class Loop(threading.Thread):
         return (back[0] if back else self.tries[-1][0]) - failed[0]
 
 
-def instance(fleet, vm):
-    return fleet.compute("zones/%s/instances/%s" % (ZONE, vm))
-
-
 def wait_status(fleet, vm, status, timeout=300):
     deadline = time.monotonic() + timeout
-    while instance(fleet, vm)["status"] != status:
+    while fleet.instance(vm)["status"] != status:
         assert time.monotonic() < deadline, "%s never became %s" % (vm, status)
         time.sleep(0.5)
     return time.time()
@@ -353,7 +348,7 @@ def test_notice_then_preemption_replacement_serves_users_come_back(spot_fleet, r
         # The replacement answers HTTP from the jump while the original VM is still in its notice.
         served_by_replacement = None
         while served_by_replacement is None:
-            status = instance(fleet, home)["status"]
+            status = fleet.instance(home)["status"]
             ip = (instances_of(fleet, other).get(replacement) or {}).get("ipv4")
             if ip and http_from(fleet, jump, ip):
                 served_by_replacement = {"at": time.time(), "home_status": status}
@@ -449,7 +444,7 @@ def test_event_for_an_unknown_instance_is_skipped(spot_fleet, rulebook):
         rulebook.wait_for("skipped: %s not a VM of fleet %s" % (foreign, fleet.name), 240)
         rulebook.wait_for("PLAY RECAP", 240)
         assert rulebook.proc.poll() is None, "ansible-rulebook ended on an unknown instance"
-        assert instance(fleet, foreign)["status"] == "TERMINATED", "a VM outside the fleet was started"
+        assert fleet.instance(foreign)["status"] == "TERMINATED", "a VM outside the fleet was started"
     finally:
         fleet.compute("zones/%s/instances/%s" % (ZONE, foreign), method="DELETE")
 
@@ -460,7 +455,7 @@ def test_two_backends_preempted_at_once_both_recovered(spot_fleet, rulebook):
     fleet = spot_fleet
     reports = {vm: fleet.state / "reports" / ("spot_recover-%s.json" % vm) for vm in backends(fleet)}
     before = {vm: path.stat().st_mtime if path.exists() else 0 for vm, path in reports.items()}
-    old_ids = {vm: instance(fleet, vm)["id"] for vm in backends(fleet)}
+    old_ids = {vm: fleet.instance(vm)["id"] for vm in backends(fleet)}
     fleet.admin("latency", {"seconds": 0.2})  # keeps the start's capacity error visible (see test_30)
     try:
         fleet.admin("fail_next_operation", {"reason": "ZONE_RESOURCE_POOL_EXHAUSTED", "operation_type": "start"})
@@ -481,8 +476,8 @@ def test_two_backends_preempted_at_once_both_recovered(spot_fleet, rulebook):
     done = {vm: json.loads(reports[vm].read_text()) for vm in backends(fleet)}
     assert sorted(d["action"] for d in done.values()) == ["recreated-on-demand", "started"], done
     for vm, data in done.items():
-        assert instance(fleet, vm)["status"] == "RUNNING"
-        assert (instance(fleet, vm)["id"] != old_ids[vm]) == (data["action"] == "recreated-on-demand")
+        assert fleet.instance(vm)["status"] == "RUNNING"
+        assert (fleet.instance(vm)["id"] != old_ids[vm]) == (data["action"] == "recreated-on-demand")
     fleet.canaries.check_every_key("two backends preempted at once")
     print("\ntwo at once, %.0f s: %s" % (time.time() - started, json.dumps(
         {vm: [d["action"], d["seconds"]] for vm, d in done.items()})))

@@ -22,9 +22,8 @@ import urllib.request
 import pytest
 
 from conftest import Canaries
-from sandbox_fleet import PROJECT, built_fleet, second_key
+from sandbox_fleet import PROJECT, ZONE, built_fleet, second_key
 
-ZONE = "us-central1-a"
 # HAProxy marks a spot host up or down after 2 checks 2 s apart; plus one interval of slack.
 MARK_SECONDS = 8
 
@@ -35,12 +34,8 @@ def fleet():
         yield built
 
 
-def instance(fleet, vm):
-    return fleet.compute("zones/%s/instances/%s" % (ZONE, vm))
-
-
 def sentinel_address(fleet):
-    return instance(fleet, "%s-sentinel" % fleet.name)["networkInterfaces"][0]["accessConfigs"][0]["natIP"]
+    return fleet.instance("%s-sentinel" % fleet.name)["networkInterfaces"][0]["accessConfigs"][0]["natIP"]
 
 
 def http_get(address, port=80):
@@ -57,9 +52,9 @@ def vm_exec(fleet, vm, command, check=True):
 
 
 def test_sentinel_is_on_demand_and_the_hosts_behind_it_are_spot(fleet):
-    assert instance(fleet, "%s-sentinel" % fleet.name)["scheduling"].get("provisioningModel", "STANDARD") != "SPOT"
+    assert fleet.instance("%s-sentinel" % fleet.name)["scheduling"].get("provisioningModel", "STANDARD") != "SPOT"
     for index in (1, 2):
-        assert instance(fleet, "%s-spot-%d" % (fleet.name, index))["scheduling"]["provisioningModel"] == "SPOT"
+        assert fleet.instance("%s-spot-%d" % (fleet.name, index))["scheduling"]["provisioningModel"] == "SPOT"
 
 
 def test_users_ssh_through_the_sentinel_into_their_containers(fleet):
@@ -126,7 +121,7 @@ def test_preempted_spot_host_is_brought_back_by_the_sentinel(fleet):
     sentinel, vm = "%s-sentinel" % fleet.name, "%s-spot-1" % fleet.name
     report = "/var/lib/fleet-sentinel/reports/spot_recover-%s.json" % vm
     vm_exec(fleet, sentinel, "rm -f %s" % report)
-    old = instance(fleet, vm)
+    old = fleet.instance(vm)
     fleet.admin("latency", {"seconds": 0.2})  # keeps the start's capacity error visible (see test_30)
     try:
         fleet.admin("fail_next_operation", {"reason": "ZONE_RESOURCE_POOL_EXHAUSTED", "operation_type": "start"})
@@ -140,7 +135,7 @@ def test_preempted_spot_host_is_brought_back_by_the_sentinel(fleet):
     finally:
         fleet.admin("latency", {"seconds": 0})
     done = json.loads(vm_exec(fleet, sentinel, "cat %s" % report).stdout)
-    new = instance(fleet, vm)
+    new = fleet.instance(vm)
     assert done["action"] == "recreated-on-demand", done
     assert new["id"] != old["id"] and new["status"] == "RUNNING"
     assert new["scheduling"].get("provisioningModel", "STANDARD") != "SPOT"
