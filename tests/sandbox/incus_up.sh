@@ -90,6 +90,16 @@ ensure_pool_and_bridge() {
 start_apt_proxy() {
   # Containers have no route out (no NAT); apt inside them goes through this caching proxy.
   local addr="${BRIDGE_CIDR%/*}"
+  # The package picks its Debian upstream at install time (ftp.debian.org here), which may not be
+  # reachable where deb.debian.org is: every Debian index then fails with 503.
+  local upstream=http://deb.debian.org/debian/
+  if [ "$(grep -v '^#' /etc/apt-cacher-ng/backends_debian 2>/dev/null | grep .)" != "$upstream" ]; then
+    echo "$upstream" >/etc/apt-cacher-ng/backends_debian
+    if [ -s /run/apt-cacher-ng.pid ]; then
+      kill "$(cat /run/apt-cacher-ng.pid)" 2>/dev/null || true
+      for _ in $(seq 50); do ss -ltn 2>/dev/null | grep -q "$addr:3142" || break; sleep 0.1; done
+    fi
+  fi
   if ! ss -ltn 2>/dev/null | grep -q "$addr:3142"; then
     mkdir -p /var/cache/apt-cacher-ng /var/log/apt-cacher-ng
     chown -R apt-cacher-ng: /var/cache/apt-cacher-ng /var/log/apt-cacher-ng 2>/dev/null || true
