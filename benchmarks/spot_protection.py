@@ -20,7 +20,7 @@ import re
 import time
 
 from fleet_bench import SandboxFleet, command_line, publish, table_row
-from test_70_spot_protection import PROJECT, ZONE, Loop, Rulebook, backends, instance, instances_of, wait_status
+from test_70_spot_protection import PROJECT, ZONE, Loop, Rulebook, backends, instances_of, wait_status
 
 HEADING = "## spot_protection.yml: preemption to event, to host back, to user ssh back"
 HEARD = r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+) - containarium.fleet.gce_events - INFO - event preempted of %s "
@@ -91,7 +91,7 @@ def main():
         measured = {"preempted_to_terminated": terminated - preempted_at, "terminated_to_event": heard - terminated,
                     "terminated_to_running": running - terminated, "terminated_to_ssh": back - terminated,
                     "ssh_downtime": probe.downtime()}
-        assert instance(fleet, vm)["status"] == "RUNNING"
+        assert fleet.instance(vm)["status"] == "RUNNING"
     finally:
         if book:
             book.kill()

@@ -4,10 +4,12 @@ here the rulebook runs on the controller, as it would on the sentinel, with the 
 
 What a user would see is what is asserted: a client loops ssh into a user container through the jump, another
 loops HTTP to a ``spot-aware`` deployment from the jump server (trying the replicas it knows in turn, as a
-health-checking load balancer would); the emulator sends a preemption notice, then preempts the backend that
-runs the deployment. The event arrives, the replacement serves before that backend stops, the backend comes
+health-checking load balancer would); the rulebook's timer prepares a stopped standby of the replica on the
+other backend; the emulator sends a preemption notice, then preempts the backend that runs the deployment.
+The event arrives, the standby is started and serves before that backend stops, the backend comes
 back, every user logs in with each of their keys and finds their canary; ansible-rulebook is killed during
-the scale-down delay and restarted, and the replacement is removed exactly once. Then two backends are
+the scale-down delay and restarted, and the replacement is removed exactly once (a new standby takes its
+place). Then two backends are
 preempted at once (one of them with no spot capacity left, so it comes back on-demand on a new boot disk),
 an event for a VM outside the fleet is skipped, and a rulebook without a project or credentials stops at once.
 
@@ -199,7 +201,8 @@ def instances_of(fleet, vm):
     for item in json.loads(listed.stdout):
         nets = (item.get("state") or {}).get("network") or {}
         ipv4 = [a["address"] for a in (nets.get("eth0") or {}).get("addresses", []) if a["family"] == "inet"]
-        found[item["name"]] = {"status": item["status"], "ipv4": ipv4[0] if ipv4 else None, "config": item["config"]}
+        found[item["name"]] = {"status": item["status"], "ipv4": ipv4[0] if ipv4 else None,
+                               "config": item.get("config") or {}}  # null while Incus still creates it
     return found
 
 
@@ -307,6 +310,18 @@ def deployment_targets(fleet):
     return ips
 
 
+def wait_for_standby(fleet, vm, name, original, timeout=240):
+    """The stopped standby the rulebook's timer prepares for ``original`` on ``vm`` (spot_standby.yml)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = instances_of(fleet, vm).get(name)
+        if found and found["status"] == "Stopped" and found["config"].get("user.fleet.standby-for") == original:
+            assert "user.fleet.replaces" not in found["config"], found
+            return found
+        assert time.monotonic() < deadline, "no standby %s for %s on %s: %s" % (name, original, vm, found)
+        time.sleep(2)
+
+
 def test_notice_then_preemption_replacement_serves_users_come_back(spot_fleet, rulebook, webhook):
     fleet = spot_fleet
     home = next(vm for vm in backends(fleet) if "%s-1" % WEB["name"] in instances_of(fleet, vm))
@@ -340,6 +355,7 @@ def test_notice_then_preemption_replacement_serves_users_come_back(spot_fleet, r
         while not any(t["served"] for t in http_tries):
             assert time.monotonic() < deadline, "the HTTP client never reached the deployment: %s" % http_tries[-3:]
             time.sleep(1)
+        wait_for_standby(fleet, other, replacement, "%s/%s-1" % (home, WEB["name"]))
         ssh_loop.start()
         time.sleep(3)
         notice_at = time.time()
@@ -411,18 +427,19 @@ def test_rulebook_killed_in_the_delay_scales_back_exactly_once(spot_fleet, ruleb
     assert replacement in instances_of(fleet, holder), "the replacement went away with the rulebook"
     rulebook.start()
     rulebook.wait_for("watching project %s" % PROJECT, 120)
-    while replacement in instances_of(fleet, holder):
+    while "user.fleet.replaces" in (instances_of(fleet, holder).get(replacement) or {}).get("config", {}):
         assert time.time() < due + 180, "the restarted rulebook did not scale back"
         time.sleep(2)
     removed_at = time.time()
     assert removed_at >= due, "removed %d s before its time" % (due - removed_at)
-    # Two more ticks: nothing comes back, nothing is removed twice, the original still runs.
+    # Two more ticks: the replacement does not come back (a stopped standby takes its place, ready for
+    # the next notice), nothing is removed twice, the original still runs.
     time.sleep(65)
-    assert replacement not in instances_of(fleet, holder)
+    home = next(vm for vm in backends(fleet) if vm != holder)
+    wait_for_standby(fleet, holder, replacement, "%s/%s-1" % (home, WEB["name"]))
     deletions = rulebook.output(whole=True).count("changed: [%s] => (item=default/%s " % (holder, replacement))
     assert deletions == 1, "the replacement was deleted %d times" % deletions
-    assert any(item["status"] == "Running" for name, item in instances_of(fleet, next(
-        vm for vm in backends(fleet) if vm != holder)).items() if name == "%s-1" % WEB["name"])
+    assert instances_of(fleet, home)["%s-1" % WEB["name"]]["status"] == "Running"
     print("\nscale-back %.0f s after its time (tick 30 s), once" % (removed_at - due))
 
 
