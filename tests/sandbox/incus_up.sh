@@ -95,8 +95,11 @@ start_apt_proxy() {
   local upstream=http://deb.debian.org/debian/
   if [ "$(grep -v '^#' /etc/apt-cacher-ng/backends_debian 2>/dev/null | grep .)" != "$upstream" ]; then
     echo "$upstream" >/etc/apt-cacher-ng/backends_debian
-    if [ -s /run/apt-cacher-ng.pid ]; then
-      kill "$(cat /run/apt-cacher-ng.pid)" 2>/dev/null || true
+    local pid
+    pid="$(cat /run/apt-cacher-ng.pid 2>/dev/null || true)"
+    # A pid file left by an earlier boot may name another process by now.
+    if [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = apt-cacher-ng ]; then
+      kill "$pid" 2>/dev/null || true
       for _ in $(seq 50); do ss -ltn 2>/dev/null | grep -q "$addr:3142" || break; sleep 0.1; done
     fi
   fi
