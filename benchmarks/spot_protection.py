@@ -20,7 +20,8 @@ import re
 import time
 
 from fleet_bench import SandboxFleet, command_line, publish, table_row
-from test_70_spot_protection import PROJECT, ZONE, Loop, Rulebook, backends, instances_of, wait_status
+from spot_workload import Loop, instances_of, wait_status
+from test_70_spot_protection import PROJECT, ZONE, Rulebook, backends
 
 HEADING = "## spot_protection.yml: preemption to event, to host back, to user ssh back"
 HEARD = r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+) - containarium.fleet.gce_events - INFO - event preempted of %s "

@@ -166,9 +166,10 @@ class BackgroundPytest:
 # BACKGROUND_SLOTS at a time, longest first (more at once overloaded the 2-core CI machine until
 # instance creates passed their deadlines): (stage name, environment, test files matching these prefixes). Each fixture names its fleet and
 # emulator port after FLEET_<X>_NAME / _PORT with distinct defaults; the ops group runs the central
-# fleet's fixture a second time, so it renames that fleet. test_70 (spot protection under
-# ansible-rulebook) is `make test-spot`: its replacement is not reliably serving within the 30 s
-# notice on a loaded 2-core machine (docs/eda.md).
+# fleet's fixture a second time, so it renames that fleet. Spot protection end to end (notice, standby
+# serving through the sentinel, scale-back across a kill of the rulebook, two hosts at once) is test_75's,
+# with the rulebook where it runs in production, on the sentinel; test_70 runs the same rulebook from the
+# controller against a central fleet, with the operators' webhook (`make test-spot`).
 E2E_GROUPS = [
     ("e2e-sentinel", {}, ("test_75_",)),
     ("e2e-topo", {}, ("test_15_",)),

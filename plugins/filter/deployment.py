@@ -17,7 +17,8 @@ from ansible_collections.containarium.fleet.plugins.module_utils.incus import al
 
 _LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 _LABEL_KEY = re.compile(r"^[a-z0-9][-a-z0-9_.]*$")
-SPEC_KEYS = {"name", "image", "replicas", "cpu", "memory", "config", "labels", "health_check", "paused", "state"}
+SPEC_KEYS = {"name", "image", "replicas", "cpu", "memory", "config", "labels", "health_check", "paused", "state",
+             "ingress_port"}
 CHECK_KEYS = {"type", "port", "path", "process", "interval", "timeout", "unhealthy_threshold"}
 CHECK_DEFAULTS = {"path": "/", "interval": 10, "timeout": 5, "unhealthy_threshold": 3}
 CHECK_TYPES = ("tcp", "http", "process")
@@ -26,6 +27,9 @@ DEPLOYMENT_KEY = "user.fleet.deployment"
 REPLICA_KEY = "user.fleet.replica"
 IMAGE_KEY = "user.fleet.image"
 TEMPLATE_KEY = "user.fleet.template"
+# <deployment>:<port>, on replicas and (copied by tasks/spot_protect.yml) on their standbys and replacements:
+# what the HTTP ingress of a spot host of the sentinel topology forwards to (tasks/spot_ingress.yml).
+INGRESS_KEY = "user.fleet.ingress"
 MIB = 1024 ** 2
 STATUS_OF_STATE = {"started": "Running", "stopped": "Stopped"}
 
@@ -131,6 +135,11 @@ def _one_spec(spec, position, problems):
         problems.append("%s: label keys must be lower-case letters, digits, '-', '_', '.': %s" % (
             where, ", ".join(bad_labels)))
     check = _health_check(spec.get("health_check"), where, problems)
+    ingress_port = spec.get("ingress_port")
+    if ingress_port is not None:
+        ingress_port = _integer(ingress_port, "%s: ingress_port" % where, problems, 1)
+        if ingress_port is not None and ingress_port > 65535:
+            problems.append("%s: ingress_port must be <= 65535, got %d" % (where, ingress_port))
     if not isinstance(spec.get("paused", False), bool):
         problems.append("%s: paused must be true or false" % where)
     if problems:
@@ -141,12 +150,14 @@ def _one_spec(spec, position, problems):
     template.update({"user.fleet.label.%s" % k: _incus_value(v) for k, v in labels.items()})
     template[DEPLOYMENT_KEY] = name
     template[IMAGE_KEY] = spec.get("image") or ""
+    if ingress_port:
+        template[INGRESS_KEY] = "%s:%d" % (name, ingress_port)
     template_hash = hashlib.sha256(json.dumps(template, sort_keys=True).encode()).hexdigest()[:12]
     template[TEMPLATE_KEY] = template_hash
     return {
         "name": name, "image": spec.get("image"), "replicas": replicas, "cpu": cpu, "memory": memory,
         "config": config, "labels": labels, "health_check": check, "paused": spec.get("paused", False),
-        "state": state, "template": template, "template_hash": template_hash,
+        "state": state, "template": template, "template_hash": template_hash, "ingress_port": ingress_port,
     }
 
 

@@ -61,6 +61,8 @@ class SandboxFleet:
         self.emulator_state = self.root / "gce-emulator"
         self.endpoint = "http://127.0.0.1:%d/compute/v1/" % self.port
         self.overrides = dict(overrides or {})
+        # Passed with -e to every playbook: what must outrank a playbook's vars_files (sentinel.yml's).
+        self.extra_vars = {}
         self.env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"), ANSIBLE_FORCE_COLOR="0",
                         ANSIBLE_NOCOLOR="1", PATH="%s:%s" % (BIN, os.environ.get("PATH", "")))
 
@@ -122,8 +124,8 @@ class SandboxFleet:
     def playbook(self, playbook, extra_vars=None, check=True, timeout=1800):
         """Run ``playbooks/<playbook>`` on this fleet's inventory; fails the test on error when ``check``."""
         args = [str(BIN / "ansible-playbook"), "-i", str(self.inventory), str(REPO / "playbooks" / playbook)]
-        if extra_vars:
-            args += ["-e", json.dumps(extra_vars)]
+        if self.extra_vars or extra_vars:
+            args += ["-e", json.dumps(dict(self.extra_vars, **(extra_vars or {})))]
         log = self.root / "logs" / (pathlib.Path(playbook).stem + ".log")
         log.parent.mkdir(exist_ok=True)
         with open(log, "a", encoding="utf-8") as handle:

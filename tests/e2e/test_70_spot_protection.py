@@ -32,23 +32,12 @@ import yaml
 
 from conftest import Canaries
 from sandbox_fleet import PROJECT, REPO, ZONE, built_fleet, second_key
+from spot_workload import REPLACEMENT, WEB, Loop, build_image, instances_of, wait_for_standby, wait_status
 
 EDA_VENV = REPO / "build" / "eda-venv"
 RULEBOOK = REPO / "extensions" / "eda" / "rulebooks" / "spot_protection.yml"
 JAVA_HOME = os.environ.get("JAVA_HOME", "/usr/lib/jvm/java-17-openjdk-amd64")
-IMAGE = "spot-web"
 SCALE_DOWN_DELAY = 180  # long enough to outlast the recovery, so the rulebook can be killed in the delay
-WEB = {"name": "spotweb", "image": IMAGE, "replicas": 1, "cpu": 0.2, "memory": "128MiB",
-       "labels": {"spot-aware": "enabled"},
-       "health_check": {"type": "http", "port": 8000, "path": "/", "interval": 2, "timeout": 2, "unhealthy_threshold": 3}}
-WEB_UNIT = """[Unit]
-Description=spot protection test web server
-After=network-online.target
-[Service]
-ExecStart=/usr/bin/python3 -m http.server 8000 --directory /srv/www
-[Install]
-WantedBy=multi-user.target
-"""
 # Runs on the jump server: GET / on the first target that answers (targets = the replicas the test
 # sees running, rewritten into /tmp/spot-targets each second), one JSON line per attempt.
 HTTP_CLIENT = r"""
@@ -150,60 +139,8 @@ class Webhook(http.server.ThreadingHTTPServer):
                 and (instance is None or r["event"].get("instance") == instance)]
 
 
-class Loop(threading.Thread):
-    """Run ``probe()`` every ``pause`` seconds until stopped; keeps (time, ok, detail) of each try."""
-
-    def __init__(self, probe, pause):
-        super().__init__(daemon=True)
-        self.probe, self.pause = probe, pause
-        self.tries = []
-        self.halt = threading.Event()
-
-    def run(self):
-        while not self.halt.is_set():
-            started = time.time()
-            ok, detail = self.probe()
-            self.tries.append((started, ok, detail))
-            self.halt.wait(self.pause)
-
-    def stop(self):
-        self.halt.set()
-        self.join(timeout=90)
-        return self.tries
-
-    def downtime(self):
-        """Seconds from the first failed try to the next successful one (0 if none failed)."""
-        failed = [started for started, ok, _detail in self.tries if not ok]
-        if not failed:
-            return 0.0
-        back = [started for started, ok, _detail in self.tries if ok and started > failed[0]]
-        return (back[0] if back else self.tries[-1][0]) - failed[0]
-
-
-def wait_status(fleet, vm, status, timeout=300):
-    deadline = time.monotonic() + timeout
-    while fleet.instance(vm)["status"] != status:
-        assert time.monotonic() < deadline, "%s never became %s" % (vm, status)
-        time.sleep(0.5)
-    return time.time()
-
-
 def backends(fleet):
     return ["%s-backend-1" % fleet.name, "%s-backend-2" % fleet.name]
-
-
-def instances_of(fleet, vm):
-    """{name: {status, ipv4, config}} of the instances in a backend's nested Incus ({} when it does not answer)."""
-    listed = fleet.host_incus(vm, "list", "--format", "json")
-    if listed.returncode != 0:
-        return {}
-    found = {}
-    for item in json.loads(listed.stdout):
-        nets = (item.get("state") or {}).get("network") or {}
-        ipv4 = [a["address"] for a in (nets.get("eth0") or {}).get("addresses", []) if a["family"] == "inet"]
-        found[item["name"]] = {"status": item["status"], "ipv4": ipv4[0] if ipv4 else None,
-                               "config": item.get("config") or {}}  # null while Incus still creates it
-    return found
 
 
 def ssh_probe(fleet, user):
@@ -212,32 +149,13 @@ def ssh_probe(fleet, user):
     return proc.returncode == 0, proc.stderr[-200:]
 
 
-def build_image(fleet):
-    """The deployment's image on every backend: fleet-base serving /srv/www on :8000 (systemd unit)."""
-    for vm in backends(fleet):
-        if fleet.host_incus(vm, "image", "show", IMAGE).returncode == 0:
-            continue
-        fleet.host_incus(vm, "delete", "--force", "spot-web-build")
-        steps = [("launch", "fleet-base", "spot-web-build"),
-                 ("exec", "spot-web-build", "--", "sh", "-c",
-                  "mkdir -p /srv/www /etc/systemd/system/multi-user.target.wants && echo ok > /srv/www/index.html && "
-                  "cat > /etc/systemd/system/web.service <<'EOF'\n%sEOF\n"
-                  "ln -sf ../web.service /etc/systemd/system/multi-user.target.wants/web.service" % WEB_UNIT),
-                 ("stop", "spot-web-build"),
-                 ("publish", "spot-web-build", "--alias", IMAGE, "--compression", "none"),
-                 ("delete", "spot-web-build")]
-        for step in steps:
-            proc = fleet.host_incus(vm, *step)
-            assert proc.returncode == 0, "incus %s on %s: %s" % (step[0], vm, proc.stderr)
-
-
 @pytest.fixture(scope="module")
 def spot_fleet():
     """Two spot backends and a jump, alice with two keys, canaries planted, a spot-aware deployment."""
     with built_fleet("SP", "sp", 8141, "scale_out.yml", configure=second_key("alice")) as fleet:
         fleet.canaries = Canaries(fleet)
         fleet.canaries.plant()
-        build_image(fleet)
+        build_image(fleet, backends(fleet))
         fleet.playbook("deploy.yml", {"deployments": [WEB]})
         yield fleet
 
@@ -310,23 +228,11 @@ def deployment_targets(fleet):
     return ips
 
 
-def wait_for_standby(fleet, vm, name, original, timeout=240):
-    """The stopped standby the rulebook's timer prepares for ``original`` on ``vm`` (spot_standby.yml)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = instances_of(fleet, vm).get(name)
-        if found and found["status"] == "Stopped" and found["config"].get("user.fleet.standby-for") == original:
-            assert "user.fleet.replaces" not in found["config"], found
-            return found
-        assert time.monotonic() < deadline, "no standby %s for %s on %s: %s" % (name, original, vm, found)
-        time.sleep(2)
-
-
 def test_notice_then_preemption_replacement_serves_users_come_back(spot_fleet, rulebook, webhook):
     fleet = spot_fleet
     home = next(vm for vm in backends(fleet) if "%s-1" % WEB["name"] in instances_of(fleet, vm))
     other = next(vm for vm in backends(fleet) if vm != home)
-    replacement = "%s-1-spot-replacement" % WEB["name"]
+    replacement = REPLACEMENT
     users_on_home = [u for u in fleet.users if "%s-container" % u in instances_of(fleet, home)]
     jump = fleet.vm_container("%s-jump-1" % fleet.name)
 
@@ -419,7 +325,7 @@ def test_notice_then_preemption_replacement_serves_users_come_back(spot_fleet, r
 
 def test_rulebook_killed_in_the_delay_scales_back_exactly_once(spot_fleet, rulebook):
     fleet = spot_fleet
-    replacement = "%s-1-spot-replacement" % WEB["name"]
+    replacement = REPLACEMENT
     holder = next(vm for vm in backends(fleet) if replacement in instances_of(fleet, vm))
     due = int(instances_of(fleet, holder)[replacement]["config"]["user.fleet.scale-back-at"])
     assert due > time.time() + 15, "too late to kill the rulebook inside the delay (due in %d s)" % (due - time.time())

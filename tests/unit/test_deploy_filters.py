@@ -49,6 +49,13 @@ def test_defaults_are_filled_in():
     assert checked["paused"] is False and checked["state"] == "present"
 
 
+def test_ingress_port_is_carried_by_the_replicas_and_only_changes_the_template_when_given():
+    plain, served = spec()[0], spec(ingress_port=8000)[0]
+    assert "user.fleet.ingress" not in plain["template"]
+    assert served["template"]["user.fleet.ingress"] == "web:8000" and served["ingress_port"] == 8000
+    assert served["template_hash"] != plain["template_hash"]
+
+
 def test_fractional_cpu_is_a_hard_allowance_and_counts_back():
     template = spec(cpu=0.25)[0]["template"]
     assert template["limits.cpu"] == "1" and template["limits.cpu.allowance"] == "25ms/100ms"
@@ -71,6 +78,8 @@ def test_fractional_cpu_is_a_hard_allowance_and_counts_back():
     ({"config": {"user.fleet.replica": "1"}}, "user.fleet.replica"),
     ({"memory": "lots"}, "memory 'lots' is not a size"),
     ({"cpu": 0}, "cpu must be a number > 0"),
+    ({"ingress_port": 70000}, "ingress_port must be <= 65535"),
+    ({"ingress_port": "http"}, "ingress_port must be an integer"),
 ])
 def test_bad_input_is_refused_with_the_reason(bad, message):
     with pytest.raises(AnsibleFilterError) as raised:

@@ -39,10 +39,12 @@ def http_get(port: int = 80) -> tuple[int, str]:
         return error.code, error.read().decode()
 
 
-def web_server(instance: str, action: str, port: int = 80) -> None:
-    """A transient web server on a port of a spot host, serving its name."""
+def web_server(instance: str, action: str, port: int = 80, healthy: bool = True) -> None:
+    """A transient web server on a port of a spot host, serving its name (and /fleet-health when healthy,
+    as a spot host's ingress does while one of its containers serves)."""
     if action == "start":
-        incus_exec(instance, "mkdir -p /srv/www && hostname > /srv/www/index.html && "
+        health = "echo ok > /srv/www/fleet-health" if healthy else "rm -f /srv/www/fleet-health"
+        incus_exec(instance, f"mkdir -p /srv/www && hostname > /srv/www/index.html && {health} && "
                              f"systemd-run --unit mol-web-{port} python3 -m http.server {port} --directory /srv/www")
     else:
         incus_exec(instance, f"systemctl stop mol-web-{port}", check=False)
@@ -78,8 +80,13 @@ def test_ssh_on_22_reaches_a_spot_host_and_the_sentinel_keeps_its_admin_port():
 def test_http_is_forwarded_while_a_spot_host_serves_and_maintenance_page_while_none_does():
     status, body = http_get()
     assert status == 503 and "Back in a minute" in body
-    web_server(SPOTS[0], "start")
+    web_server(SPOTS[0], "start", healthy=False)
     try:
+        # Answering is not enough: the host's /fleet-health must pass.
+        time.sleep(MARK_SECONDS)
+        status, body = http_get()
+        assert status == 503 and "Back in a minute" in body
+        incus_exec(SPOTS[0], "echo ok > /srv/www/fleet-health")
         time.sleep(MARK_SECONDS)
         status, body = http_get()
         assert (status, body) == (200, SPOTS[0] + "\n")

@@ -1,0 +1,121 @@
+"""What the spot protection tests share: a ``spot-aware`` web deployment (its image on every Incus host of a
+fleet), the view of a host's nested Incus, the standbys the rulebook's timer keeps, and probe loops.
+
+Used by test_70 (central fleet, rulebook on the controller), test_75 (sentinel topology, rulebook on the
+sentinel) and benchmarks/spot_protection.py.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+IMAGE = "spot-web"
+# Every container of the deployment answers GET / with its own name (replica, standby or replacement).
+WEB_UNIT = """[Unit]
+Description=spot protection test web server
+After=network-online.target
+[Service]
+ExecStartPre=/bin/sh -c 'hostname > /srv/www/index.html'
+ExecStart=/usr/bin/python3 -m http.server 8000 --directory /srv/www
+[Install]
+WantedBy=multi-user.target
+"""
+WEB = {"name": "spotweb", "image": IMAGE, "replicas": 1, "cpu": 0.2, "memory": "128MiB",
+       "labels": {"spot-aware": "enabled"}, "ingress_port": 8000,
+       "health_check": {"type": "http", "port": 8000, "path": "/", "interval": 2, "timeout": 2, "unhealthy_threshold": 3}}
+REPLACEMENT = "%s-1-spot-replacement" % WEB["name"]
+
+
+def build_image(fleet, hosts):
+    """The deployment's image on every host: fleet-base serving /srv/www on :8000 (systemd unit)."""
+    for vm in hosts:
+        if fleet.host_incus(vm, "image", "show", IMAGE).returncode == 0:
+            continue
+        fleet.host_incus(vm, "delete", "--force", "spot-web-build")
+        steps = [("launch", "fleet-base", "spot-web-build"),
+                 ("exec", "spot-web-build", "--", "sh", "-c",
+                  "mkdir -p /srv/www /etc/systemd/system/multi-user.target.wants && "
+                  "cat > /etc/systemd/system/web.service <<'EOF'\n%sEOF\n"
+                  "ln -sf ../web.service /etc/systemd/system/multi-user.target.wants/web.service" % WEB_UNIT),
+                 ("stop", "spot-web-build"),
+                 ("publish", "spot-web-build", "--alias", IMAGE, "--compression", "none"),
+                 ("delete", "spot-web-build")]
+        for step in steps:
+            proc = fleet.host_incus(vm, *step)
+            assert proc.returncode == 0, "incus %s on %s: %s" % (step[0], vm, proc.stderr)
+
+
+def instances_of(fleet, vm):
+    """{name: {status, ipv4, config}} of the instances in a host's nested Incus ({} when it does not answer)."""
+    listed = fleet.host_incus(vm, "list", "--format", "json")
+    if listed.returncode != 0:
+        return {}
+    found = {}
+    for item in json.loads(listed.stdout):
+        nets = (item.get("state") or {}).get("network") or {}
+        ipv4 = [a["address"] for a in (nets.get("eth0") or {}).get("addresses", []) if a["family"] == "inet"]
+        found[item["name"]] = {"status": item["status"], "ipv4": ipv4[0] if ipv4 else None,
+                               "config": item.get("config") or {}}  # null while Incus still creates it
+    return found
+
+
+def wait_for_standby(fleet, vm, name, original, timeout=240):
+    """The stopped standby the rulebook's timer prepares for ``original`` on ``vm`` (spot_standby.yml)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = instances_of(fleet, vm).get(name)
+        if found and found["status"] == "Stopped" and found["config"].get("user.fleet.standby-for") == original:
+            assert "user.fleet.replaces" not in found["config"], found
+            return found
+        assert time.monotonic() < deadline, "no standby %s for %s on %s: %s" % (name, original, vm, found)
+        time.sleep(2)
+
+
+def wait_status(fleet, vm, status, timeout=300):
+    deadline = time.monotonic() + timeout
+    while fleet.instance(vm)["status"] != status:
+        assert time.monotonic() < deadline, "%s never became %s" % (vm, status)
+        time.sleep(0.5)
+    return time.time()
+
+
+class Loop(threading.Thread):
+    """Run ``probe()`` every ``pause`` seconds until stopped; keeps (time, ok, detail) of each try."""
+
+    def __init__(self, probe, pause):
+        super().__init__(daemon=True)
+        self.probe, self.pause = probe, pause
+        self.tries = []
+        self.halt = threading.Event()
+
+    def run(self):
+        while not self.halt.is_set():
+            started = time.time()
+            ok, detail = self.probe()
+            self.tries.append((started, ok, detail))
+            self.halt.wait(self.pause)
+
+    def stop(self):
+        self.halt.set()
+        self.join(timeout=90)
+        return self.tries
+
+    def failed(self, since=0.0):
+        return [(started, detail) for started, ok, detail in self.tries if not ok and started >= since]
+
+    def downtime(self):
+        """Seconds from the first failed try to the next successful one (0 if none failed)."""
+        failed = [started for started, ok, _detail in self.tries if not ok]
+        if not failed:
+            return 0.0
+        back = [started for started, ok, _detail in self.tries if ok and started > failed[0]]
+        return (back[0] if back else self.tries[-1][0]) - failed[0]
+
+    def wait_ok_after(self, moment, timeout):
+        """Until a try that started after ``moment`` succeeded."""
+        deadline = time.monotonic() + timeout
+        while not any(ok and started > moment for started, ok, _detail in self.tries):
+            assert time.monotonic() < deadline, "never back after %.0f: %s" % (moment, self.tries[-3:])
+            time.sleep(1)
