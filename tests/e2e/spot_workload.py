@@ -7,6 +7,7 @@ sentinel) and benchmarks/spot_protection.py.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
@@ -79,6 +80,64 @@ def wait_status(fleet, vm, status, timeout=300):
         assert time.monotonic() < deadline, "%s never became %s" % (vm, status)
         time.sleep(0.5)
     return time.time()
+
+
+def preempt_with_notice(fleet, project, zone, home, replacement_serves):
+    """Give VM ``home`` GCE's 30 s notice and follow it through the preemption and the recovery's start:
+    ``(notice time, {"at": first time replacement_serves() held, "home_status": home's status then},
+    time home was TERMINATED, time it was RUNNING again)``."""
+    notice_at = time.time()
+    fleet.admin("preempt", {"project": project, "zone": zone, "instance": home, "notice_seconds": 30})
+    while True:
+        status = fleet.instance(home)["status"]
+        if replacement_serves():
+            served = {"at": time.time(), "home_status": status}
+            break
+        assert time.time() - notice_at < 180, "no replacement serves for %s" % WEB["name"]
+        time.sleep(0.5)
+    stopped_at = wait_status(fleet, home, "TERMINATED", 120)
+    return notice_at, served, stopped_at, wait_status(fleet, home, "RUNNING", 300)
+
+
+@contextlib.contextmanager
+def preempted_at_once(fleet, project, zone, vms):
+    """Every VM of ``vms`` preempted at the same moment (no notice), and the first start after that failing
+    with ZONE_RESOURCE_POOL_EXHAUSTED, so that one of them comes back on-demand on a new boot disk; meanwhile
+    every API call takes 0.2 s longer, which keeps that error visible (see test_30). Yields the moment."""
+    fleet.admin("latency", {"seconds": 0.2})
+    try:
+        fleet.admin("fail_next_operation", {"reason": "ZONE_RESOURCE_POOL_EXHAUSTED", "operation_type": "start"})
+        started = time.time()
+        threads = [threading.Thread(target=fleet.admin, args=("preempt", {
+            "project": project, "zone": zone, "instance": vm, "notice_seconds": 0})) for vm in vms]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        yield started
+    finally:
+        fleet.admin("latency", {"seconds": 0})
+
+
+@contextlib.contextmanager
+def preempted_foreign_vm(fleet, project, zone):
+    """A spot VM inside the rulebook's name prefix but not of the fleet (another label), preempted: its
+    name while it is TERMINATED; deleted afterwards."""
+    foreign = "%s-foreign-1" % fleet.name
+    body = {"name": foreign, "machineType": "zones/%s/machineTypes/e2-micro" % zone,
+            "disks": [{"boot": True, "autoDelete": True,
+                       "initializeParams": {"sourceImage": "projects/debian-cloud/global/images/family/debian-12"}}],
+            "networkInterfaces": [{"network": "global/networks/default"}],
+            "scheduling": {"provisioningModel": "SPOT", "instanceTerminationAction": "STOP"},
+            "labels": {"fleet": "someone-else"}}
+    fleet.compute("zones/%s/instances" % zone, method="POST", body=body)
+    try:
+        wait_status(fleet, foreign, "RUNNING")
+        fleet.admin("preempt", {"project": project, "zone": zone, "instance": foreign, "notice_seconds": 0})
+        wait_status(fleet, foreign, "TERMINATED")
+        yield foreign
+    finally:
+        fleet.compute("zones/%s/instances/%s" % (zone, foreign), method="DELETE")
 
 
 class Loop(threading.Thread):

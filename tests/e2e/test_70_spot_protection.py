@@ -32,7 +32,8 @@ import yaml
 
 from conftest import Canaries
 from sandbox_fleet import PROJECT, REPO, ZONE, built_fleet, second_key
-from spot_workload import REPLACEMENT, WEB, Loop, build_image, instances_of, wait_for_standby, wait_status
+from spot_workload import (REPLACEMENT, WEB, Loop, build_image, instances_of, preempt_with_notice, preempted_at_once,
+                           preempted_foreign_vm, wait_for_standby)
 
 EDA_VENV = REPO / "build" / "eda-venv"
 RULEBOOK = REPO / "extensions" / "eda" / "rulebooks" / "spot_protection.yml"
@@ -254,6 +255,11 @@ def test_notice_then_preemption_replacement_serves_users_come_back(spot_fleet, r
     for thread in helpers:
         thread.start()
     ssh_user = users_on_home[0] if users_on_home else fleet.users[0]
+
+    def replacement_serves():
+        ip = (instances_of(fleet, other).get(replacement) or {}).get("ipv4")
+        return bool(ip) and http_from(fleet, jump, ip)
+
     ssh_loop = Loop(lambda: ssh_probe(fleet, ssh_user), 2)
     report = fleet.state / "reports" / ("spot_recover-%s.json" % home)
     try:
@@ -264,22 +270,9 @@ def test_notice_then_preemption_replacement_serves_users_come_back(spot_fleet, r
         wait_for_standby(fleet, other, replacement, "%s/%s-1" % (home, WEB["name"]))
         ssh_loop.start()
         time.sleep(3)
-        notice_at = time.time()
-        fleet.admin("preempt", {"project": PROJECT, "zone": ZONE, "instance": home, "notice_seconds": 30})
-
         # The replacement answers HTTP from the jump while the original VM is still in its notice.
-        served_by_replacement = None
-        while served_by_replacement is None:
-            status = fleet.instance(home)["status"]
-            ip = (instances_of(fleet, other).get(replacement) or {}).get("ipv4")
-            if ip and http_from(fleet, jump, ip):
-                served_by_replacement = {"at": time.time(), "home_status": status}
-            else:
-                # Checked at the end (after the users' checks, which say more about what went wrong).
-                assert time.time() - notice_at < 180, "no replacement for %s" % WEB["name"]
-                time.sleep(0.5)
-        stopped_at = wait_status(fleet, home, "TERMINATED", 120)
-        running_at = wait_status(fleet, home, "RUNNING", 300)
+        notice_at, served_by_replacement, stopped_at, running_at = preempt_with_notice(
+            fleet, PROJECT, ZONE, home, replacement_serves)
         # The rulebook's run ends with the report, once the containers answer from the jump again.
         deadline = time.monotonic() + 600
         while not (report.exists() and report.stat().st_mtime > notice_at):
@@ -351,25 +344,12 @@ def test_rulebook_killed_in_the_delay_scales_back_exactly_once(spot_fleet, ruleb
 
 def test_event_for_an_unknown_instance_is_skipped(spot_fleet, rulebook):
     fleet = spot_fleet
-    foreign = "%s-foreign-1" % fleet.name  # inside the rulebook's name prefix, but not a VM of the fleet
-    body = {"name": foreign, "machineType": "zones/%s/machineTypes/e2-micro" % ZONE,
-            "disks": [{"boot": True, "autoDelete": True,
-                       "initializeParams": {"sourceImage": "projects/debian-cloud/global/images/family/debian-12"}}],
-            "networkInterfaces": [{"network": "global/networks/default"}],
-            "scheduling": {"provisioningModel": "SPOT", "instanceTerminationAction": "STOP"},
-            "labels": {"fleet": "someone-else"}}
-    fleet.compute("zones/%s/instances" % ZONE, method="POST", body=body)
-    try:
-        wait_status(fleet, foreign, "RUNNING")
-        rulebook.offset = len(rulebook.output(whole=True))
-        fleet.admin("preempt", {"project": PROJECT, "zone": ZONE, "instance": foreign, "notice_seconds": 0})
-        wait_status(fleet, foreign, "TERMINATED")
+    rulebook.offset = len(rulebook.output(whole=True))
+    with preempted_foreign_vm(fleet, PROJECT, ZONE) as foreign:
         rulebook.wait_for("skipped: %s not a VM of fleet %s" % (foreign, fleet.name), 240)
         rulebook.wait_for("PLAY RECAP", 240)
         assert rulebook.proc.poll() is None, "ansible-rulebook ended on an unknown instance"
         assert fleet.instance(foreign)["status"] == "TERMINATED", "a VM outside the fleet was started"
-    finally:
-        fleet.compute("zones/%s/instances/%s" % (ZONE, foreign), method="DELETE")
 
 
 def test_two_backends_preempted_at_once_both_recovered(spot_fleet, rulebook):
@@ -379,23 +359,12 @@ def test_two_backends_preempted_at_once_both_recovered(spot_fleet, rulebook):
     reports = {vm: fleet.state / "reports" / ("spot_recover-%s.json" % vm) for vm in backends(fleet)}
     before = {vm: path.stat().st_mtime if path.exists() else 0 for vm, path in reports.items()}
     old_ids = {vm: fleet.instance(vm)["id"] for vm in backends(fleet)}
-    fleet.admin("latency", {"seconds": 0.2})  # keeps the start's capacity error visible (see test_30)
-    try:
-        fleet.admin("fail_next_operation", {"reason": "ZONE_RESOURCE_POOL_EXHAUSTED", "operation_type": "start"})
-        started = time.time()
-        threads = [threading.Thread(target=fleet.admin, args=("preempt", {
-            "project": PROJECT, "zone": ZONE, "instance": vm, "notice_seconds": 0})) for vm in backends(fleet)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+    with preempted_at_once(fleet, PROJECT, ZONE, backends(fleet)) as started:
         deadline = time.monotonic() + 1200
         while not all(reports[vm].exists() and reports[vm].stat().st_mtime > before[vm] for vm in backends(fleet)):
             assert rulebook.proc.poll() is None, rulebook.output()[-3000:]
             assert time.monotonic() < deadline, "not both recovered:\n%s" % rulebook.output()[-3000:]
             time.sleep(3)
-    finally:
-        fleet.admin("latency", {"seconds": 0})
     done = {vm: json.loads(reports[vm].read_text()) for vm in backends(fleet)}
     assert sorted(d["action"] for d in done.values()) == ["recreated-on-demand", "started"], done
     for vm, data in done.items():
