@@ -12,7 +12,9 @@ if [ ! -f "$PID_FILE" ]; then
   exit 0
 fi
 pid="$(cat "$PID_FILE")"
-if kill -0 "$pid" 2>/dev/null; then
+# Only the emulator of this state dir: a pid file whose emulator died may name another process by now
+# (pids are reused within the hour on a busy machine), e.g. the emulator of another fleet.
+if kill -0 "$pid" 2>/dev/null && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "--state-dir $STATE_DIR "; then
   kill -TERM "$pid"
   for _ in $(seq 1 50); do
     kill -0 "$pid" 2>/dev/null || break

@@ -469,15 +469,16 @@ class Compute:
             threading.Thread(target=self.backend.run_script,
                              args=(container, script, "/var/log/gce-startup-script.log"), daemon=True).start()
 
-    def halt(self, collection: str, name: str, final: str = "TERMINATED") -> None:
-        """RUNNING → STOPPING → TERMINATED: shutdown-script, then stop the container (rootfs kept)."""
+    def halt(self, collection: str, name: str, final: str = "TERMINATED", force: bool = False) -> None:
+        """RUNNING → STOPPING → TERMINATED: shutdown-script, then stop the container (rootfs kept); ``force``
+        skips the clean shutdown (a preemption: its notice was the VM's time to shut down)."""
         inst = self.store.snapshot(collection, name)
         self._set_status(collection, name, "STOPPING")
         container = inst[PRIVATE]["container"]
         script = metadata_dict(inst).get("shutdown-script")
         if script and self.backend.state(container) == "Running":
             self.backend.run_script(container, script, "/var/log/gce-shutdown-script.log")
-        self.backend.stop(container)
+        self.backend.stop(container, force=force)
         self.ops.pause()
 
         def stopped(i: dict) -> None:

@@ -398,8 +398,9 @@ class Emulator:
         if inst is None:
             return
         delete = inst.get("scheduling", {}).get("instanceTerminationAction") == "DELETE"
+        # Compute Engine stops a preempted VM at the end of its notice, whether it has shut down or not.
         with self.ops.target_lock(f"{collection}/{name}"):
-            self.compute.halt(collection, name)
+            self.compute.halt(collection, name, force=True)
         self.ops.record_done(project, f"zones/{zone}", "compute.instances.preempted",
                              f"{collection}/{name}", inst["id"], "Instance was preempted.")
         if delete:

@@ -98,12 +98,13 @@ print(urllib.request.urlopen(req, timeout=60).read().decode())
 """
 
 
-def test_stop_ends_with_the_vm_down_when_its_clean_shutdown_hangs(container_api):
+def test_stop_and_preemption_end_with_the_vm_down_when_its_clean_shutdown_hangs(container_api):
     """Compute Engine forces a VM off after its clean shutdown time; the emulator did not, and left a VM
     whose shutdown outlasted it STOPPING for good (a nested Incus host on a busy box, preempted)."""
     emu, api = container_api
     emu.compute.backend.clean_stop_seconds = 2
-    api.op("POST", f"zones/{ZONE}/instances", instance_body("emu-c3", machine_type="e2-micro", zone=ZONE))
+    api.op("POST", f"zones/{ZONE}/instances", instance_body(
+        "emu-c3", machine_type="e2-micro", zone=ZONE, scheduling={"provisioningModel": "SPOT", "instanceTerminationAction": "STOP"}))
     exec_in("gce-emu-c3", "sh", "-c",
             "printf '[Service]\\nType=oneshot\\nRemainAfterExit=yes\\nExecStart=/bin/true\\n"
             "ExecStop=/bin/sleep 600\\nTimeoutStopSec=infinity\\n' > /etc/systemd/system/slow-stop.service && "
@@ -112,6 +113,16 @@ def test_stop_ends_with_the_vm_down_when_its_clean_shutdown_hangs(container_api)
     assert "error" not in op, op
     assert api.get(f"zones/{ZONE}/instances/emu-c3")["status"] == "TERMINATED"
     assert container("gce-emu-c3")["status"] == "Stopped"
+
+    # A preemption stops the VM at the end of its notice, without waiting for a clean shutdown.
+    emu.compute.backend.clean_stop_seconds = 120
+    api.op("POST", f"zones/{ZONE}/instances/emu-c3/start")
+    exec_in("gce-emu-c3", "systemctl", "start", "slow-stop")
+    started = time.monotonic()
+    api.admin("preempt", {"zone": ZONE, "instance": "emu-c3", "notice_seconds": 0})
+    while api.get(f"zones/{ZONE}/instances/emu-c3")["status"] != "TERMINATED":
+        assert time.monotonic() - started < 60, "a preempted VM waited for its clean shutdown"
+        time.sleep(0.2)
 
 
 def test_metadata_server_knows_the_vm_by_its_source_ip_and_restart_reconciles(container_api, emulator_factory,

@@ -6,7 +6,10 @@ import asyncio
 import importlib.util
 import json
 import pathlib
+import subprocess
 import time
+import urllib.error
+import urllib.request
 
 import pytest
 
@@ -16,6 +19,7 @@ REPO = pathlib.Path(__file__).resolve().parents[3]
 SPEC = importlib.util.spec_from_file_location(
     "gce_events", REPO / "extensions" / "eda" / "plugins" / "event_source" / "gce_events.py")
 gce_events = importlib.util.module_from_spec(SPEC)
+RELAY = REPO / "playbooks" / "files" / "fleet_notice_relay.py"
 SPEC.loader.exec_module(gce_events)
 
 SPOT = {"provisioningModel": "SPOT", "instanceTerminationAction": "STOP"}
@@ -158,6 +162,54 @@ def test_metadata_mode_watches_several_vms_through_one_relay(fleet):
         observe=lambda: fleet.get("zones/europe-west1-b/instances/ev-b")["status"]))
     assert kinds([event]) == [("preemption_notice", "ev-b", "europe-west1-b")] and seconds < 1.5
     assert status == "RUNNING" and event["gce_event"]["time"]
+
+
+@pytest.mark.containers
+def test_notice_relay_on_a_vm_lets_another_host_hear_its_notice(container_api):
+    """playbooks/files/fleet_notice_relay.py on a VM (a real container) relays its instance/preempted key and
+    nothing else; gce_events on this host, given the relay as that VM's metadata_url, hears the notice
+    through it while the VM still runs (the sentinel hears its spot hosts this way)."""
+    _emu, api = container_api
+    api.op("POST", "zones/us-central1-a/instances", instance_body("ev-relay", zone="us-central1-a", scheduling=SPOT))
+    container = "gce-ev-relay"
+    subprocess.run(["incus", "file", "push", str(RELAY), container + "/usr/local/lib/fleet-notice-relay.py"], check=True)
+    subprocess.run(["incus", "exec", container, "--", "systemd-run", "--unit", "fleet-notice-relay", "python3",
+                    "/usr/local/lib/fleet-notice-relay.py", "8089", api.bridge_base + "computeMetadata/v1/"], check=True)
+    relay = "http://%s:8089/computeMetadata/v1/" % api.get("zones/us-central1-a/instances/ev-relay")[
+        "networkInterfaces"][0]["networkIP"]
+
+    def relayed(key):
+        request = urllib.request.Request(relay + key, headers={"Metadata-Flavor": "Google"})
+        try:
+            with urllib.request.urlopen(request, timeout=5) as response:
+                return response.status, response.read().decode().strip()
+        except urllib.error.HTTPError as error:
+            return error.code, ""
+
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            answer = relayed("instance/preempted")
+            break
+        except OSError:
+            assert time.monotonic() < deadline, "the relay never answered"
+            time.sleep(0.5)
+    assert answer == (200, "FALSE")
+    assert relayed("instance/service-accounts/default/token")[0] == 404  # the VM's credentials stay on it
+    args = {"mode": "metadata", "timeout_sec": 5,
+            "instances": [{"instance": "us-central1-a/ev-relay", "metadata_url": relay}]}
+    event, seconds, status = asyncio.run(first_event(
+        args, lambda: api.admin("preempt", {"project": api.project, "zone": "us-central1-a", "instance": "ev-relay",
+                                            "notice_seconds": 5}),
+        observe=lambda: api.get("zones/us-central1-a/instances/ev-relay")["status"]))
+    assert kinds([event]) == [("preemption_notice", "ev-relay", "us-central1-a")] and seconds < 2, seconds
+    assert status == "RUNNING"
+    wait_status(api, "us-central1-a", "ev-relay", "TERMINATED", limit=90)  # the preemption ends before clean-up
+
+
+def test_metadata_mode_refuses_a_relay_entry_without_its_url():
+    with pytest.raises(ValueError, match="instances must be a list of"):
+        asyncio.run(gce_events.main(asyncio.Queue(), {"mode": "metadata", "instances": [{"instance": "z/vm"}]}))
 
 
 def test_tick_mode_emits_a_tick_each_interval():

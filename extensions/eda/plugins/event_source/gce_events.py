@@ -20,9 +20,11 @@ neither repeats nor skips an event.
 
 ``metadata`` (run it ON a spot VM): long-polls the metadata server's ``instance/preempted`` key with
 ``wait_for_change`` and emits ``kind: preemption_notice`` the moment it turns TRUE, i.e. at the start
-of the 30-second notice, before the VM stops. With ``instances`` (a list of ``<zone>/<name>``) it
-watches several VMs through ONE metadata endpoint that tells them apart by the ``X-Emulated-Instance``
-header (the sandbox emulator, or a metadata relay), one long-poll per VM.
+of the 30-second notice, before the VM stops. With ``instances`` it watches other VMs, one long-poll per
+VM: a ``<zone>/<name>`` entry through ``metadata_url``, which tells them apart by the
+``X-Emulated-Instance`` header (the sandbox emulator), and a ``{instance: <zone>/<name>, metadata_url: ...}``
+entry through that VM's own relay of its ``instance/preempted`` key (only a VM can read its own metadata
+server; the sentinel topology runs one on every spot host, playbooks/files/fleet_notice_relay.py).
 
 ``tick``: emits ``{"gce_event": {"kind": "tick", "time": ...}}`` every ``interval`` seconds (default 30),
 for rules that must run on a timer (e.g. the scale-back of spot replacements, resumed after a restart).
@@ -33,7 +35,7 @@ service_account_contents (or the GCP_* variables), endpoint (or GCP_COMPUTE_ENDP
 instance_prefix (only instances whose name starts with it, e.g. the fleet's name).
 Arguments (metadata mode): metadata_url (http://metadata.google.internal/computeMetadata/v1/),
 timeout_sec (long-poll length, 60), metadata_headers (extra request headers, e.g. for a metadata proxy),
-instances (optional list of ``<zone>/<name>``, see above).
+instances (optional list of ``<zone>/<name>`` or ``{instance, metadata_url}``, see above).
 Arguments (tick mode): interval (seconds, 30).
 
 Example rulebook source::
@@ -225,10 +227,11 @@ def now_rfc3339():
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
 
 
-async def watch_notice(queue, session, base, long_poll, vm=None):
+async def watch_notice(queue, session, base, long_poll, vm=None, by_header=True):
     """Long-poll one VM's ``instance/preempted`` key; put one ``preemption_notice`` each time it turns TRUE.
-    ``vm`` (``<zone>/<name>``) names the VM for a relay; without it, the VM asking is the one watched."""
-    headers = {"X-Emulated-Instance": vm} if vm else None
+    ``vm`` (``<zone>/<name>``) names the VM, told to ``base`` by a header unless ``base`` is the VM's own relay;
+    without it, the VM asking is the one watched."""
+    headers = {"X-Emulated-Instance": vm} if vm and by_header else None
     if vm:
         zone, name = vm.split("/")
     else:
@@ -261,8 +264,13 @@ async def watch_metadata(queue, args):
     base = (args.get("metadata_url") or DEFAULT_METADATA_URL).rstrip("/") + "/"
     long_poll = int(args.get("timeout_sec", 60))
     instances = args.get("instances") or []
-    if isinstance(instances, str) or any(not isinstance(i, str) or i.count("/") != 1 for i in instances):
-        raise ValueError("gce_events instances must be a list of <zone>/<name>, not %r" % (instances,))
+    watches = []  # (vm, its metadata base, told by header)
+    for item in instances if isinstance(instances, list) else [None]:
+        vm, own_url = (item.get("instance"), item.get("metadata_url")) if isinstance(item, dict) else (item, None)
+        if not isinstance(vm, str) or vm.count("/") != 1 or (isinstance(item, dict) and not own_url):
+            raise ValueError("gce_events instances must be a list of <zone>/<name> or {instance: <zone>/<name>, "
+                             "metadata_url: <its relay>}, not %r" % (instances,))
+        watches.append((vm, own_url.rstrip("/") + "/" if own_url else base, not own_url))
     session = requests.Session()
     session.trust_env = False  # the metadata server is link-local: never through a proxy
     session.headers.update(args.get("metadata_headers") or {})
@@ -274,7 +282,7 @@ async def watch_metadata(queue, args):
         await watch_notice(queue, session, base, long_poll)
         return
     # One long-poll per VM; each retries on its own, so a VM that is gone does not end the others' watch.
-    await asyncio.gather(*(watch_notice(queue, session, base, long_poll, vm) for vm in instances))
+    await asyncio.gather(*(watch_notice(queue, session, url, long_poll, vm, by_header) for vm, url, by_header in watches))
 
 
 async def emit_ticks(queue, args):
