@@ -74,6 +74,21 @@ def wait_for_standby(fleet, vm, name, original, timeout=240):
         time.sleep(2)
 
 
+# The rulebooks of the tests scale back after SCALE_DOWN_DELAY, long enough to outlast a recovery on a
+# loaded machine; the test that kills the rulebook in the delay then brings the stored time forward.
+SCALE_DOWN_DELAY = 900
+
+
+def shorten_scale_back(fleet, vm, name, seconds):
+    """Bring the scale-back time stored on replacement ``name`` on ``vm`` (user.fleet.scale-back-at) to at
+    most ``seconds`` from now, as a shorter scale_down_delay would have set it; returns that time."""
+    config = instances_of(fleet, vm)[name]["config"]
+    due = min(int(config["user.fleet.scale-back-at"]), int(time.time()) + seconds)
+    proc = fleet.host_incus(vm, "config", "set", name, "user.fleet.scale-back-at=%d" % due)
+    assert proc.returncode == 0, proc.stderr
+    return due
+
+
 def wait_status(fleet, vm, status, timeout=300):
     deadline = time.monotonic() + timeout
     while fleet.instance(vm)["status"] != status:
@@ -141,7 +156,8 @@ def preempted_foreign_vm(fleet, project, zone):
 
 
 class Loop(threading.Thread):
-    """Run ``probe()`` every ``pause`` seconds until stopped; keeps (time, ok, detail) of each try."""
+    """Run ``probe()`` every ``pause`` seconds until stopped; keeps (time, ok, detail) of each try (a probe
+    that raises counts as a failed try)."""
 
     def __init__(self, probe, pause):
         super().__init__(daemon=True)
@@ -152,7 +168,10 @@ class Loop(threading.Thread):
     def run(self):
         while not self.halt.is_set():
             started = time.time()
-            ok, detail = self.probe()
+            try:
+                ok, detail = self.probe()
+            except Exception as exc:  # e.g. ssh past its timeout: a failed try, not the end of the loop
+                ok, detail = False, repr(exc)
             self.tries.append((started, ok, detail))
             self.halt.wait(self.pause)
 

@@ -32,13 +32,12 @@ import yaml
 
 from conftest import Canaries
 from sandbox_fleet import PROJECT, REPO, ZONE, built_fleet, second_key
-from spot_workload import (REPLACEMENT, WEB, Loop, build_image, instances_of, preempt_with_notice, preempted_at_once,
-                           preempted_foreign_vm, wait_for_standby)
+from spot_workload import (REPLACEMENT, SCALE_DOWN_DELAY, WEB, Loop, build_image, instances_of, preempt_with_notice,
+                           preempted_at_once, preempted_foreign_vm, shorten_scale_back, wait_for_standby)
 
 EDA_VENV = REPO / "build" / "eda-venv"
 RULEBOOK = REPO / "extensions" / "eda" / "rulebooks" / "spot_protection.yml"
 JAVA_HOME = os.environ.get("JAVA_HOME", "/usr/lib/jvm/java-17-openjdk-amd64")
-SCALE_DOWN_DELAY = 180  # long enough to outlast the recovery, so the rulebook can be killed in the delay
 # Runs on the jump server: GET / on the first target that answers (targets = the replicas the test
 # sees running, rewritten into /tmp/spot-targets each second), one JSON line per attempt.
 HTTP_CLIENT = r"""
@@ -320,7 +319,7 @@ def test_rulebook_killed_in_the_delay_scales_back_exactly_once(spot_fleet, ruleb
     fleet = spot_fleet
     replacement = REPLACEMENT
     holder = next(vm for vm in backends(fleet) if replacement in instances_of(fleet, vm))
-    due = int(instances_of(fleet, holder)[replacement]["config"]["user.fleet.scale-back-at"])
+    due = shorten_scale_back(fleet, holder, replacement, 60)
     assert due > time.time() + 15, "too late to kill the rulebook inside the delay (due in %d s)" % (due - time.time())
     rulebook.kill()
     assert replacement in instances_of(fleet, holder), "the replacement went away with the rulebook"

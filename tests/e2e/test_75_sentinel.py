@@ -19,6 +19,7 @@ spot capacity left for one: one restarted, one recreated on-demand on its data d
 from __future__ import annotations
 
 import json
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -29,14 +30,11 @@ import yaml
 
 from conftest import Canaries
 from sandbox_fleet import PROJECT, ZONE, built_fleet, second_key
-from spot_workload import (REPLACEMENT, WEB, Loop, build_image, instances_of, preempt_with_notice, preempted_at_once,
-                           preempted_foreign_vm, wait_for_standby)
+from spot_workload import (REPLACEMENT, SCALE_DOWN_DELAY, WEB, Loop, build_image, instances_of, preempt_with_notice,
+                           preempted_at_once, preempted_foreign_vm, shorten_scale_back, wait_for_standby)
 
 # HAProxy marks a spot host up or down after 2 checks 2 s apart; plus one interval of slack.
 MARK_SECONDS = 8
-
-
-SCALE_DOWN_DELAY = 180  # long enough to outlast the recovery, so the rulebook can be killed in the delay
 
 
 def configure(fleet):
@@ -141,6 +139,26 @@ def test_http_maintenance_page_until_a_deployment_serves_then_forwarded(fleet):
         time.sleep(1)
 
 
+def test_https_ends_on_the_spot_hosts_with_the_pushed_certificate(fleet):
+    """HTTPS through the sentinel (TCP pass-through) reaches the replica; TLS ends on the spot host's ingress
+    with the certificate the sentinel pushed there (the client trusts that certificate and nothing else)."""
+    context = ssl.create_default_context(
+        cadata=vm_exec(fleet, "%s-sentinel" % fleet.name, "cat /etc/fleet-sentinel/tls/fleet.crt").stdout)
+    context.check_hostname = False  # a self-signed certificate for <fleet>.sentinel.invalid, reached by address
+    url = "https://%s/" % sentinel_address(fleet)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=10, context=context) as response:
+                answer = response.read().decode().strip()
+        except OSError as error:
+            answer = str(error)
+        if answer == "%s-1" % WEB["name"]:
+            break
+        assert time.monotonic() < deadline, answer
+        time.sleep(1)
+
+
 def test_certificates_reach_every_spot_host(fleet):
     sums = {vm_exec(fleet, vm, "sha256sum /etc/fleet-sentinel/tls/fleet.crt").stdout.split()[0]
             for vm in ["%s-sentinel" % fleet.name] + ["%s-spot-%d" % (fleet.name, i) for i in (1, 2)]}
@@ -232,14 +250,14 @@ def test_notice_then_preemption_no_failed_http_request_and_users_come_back(fleet
 
 
 def test_rulebook_killed_in_the_delay_scales_back_exactly_once(fleet):
-    """SIGKILL fleet-sentinel.service (ansible-rulebook, Java, any playbook) inside the scale-down delay:
-    systemd restarts it, the replacement goes exactly once, at its time, and HTTP through the sentinel is
-    served by the original replica on the recovered host again."""
+    """SIGKILL fleet-sentinel.service (ansible-rulebook, Java, any playbook) inside the scale-down delay
+    (shortened to 60 s from now on the replacement): systemd restarts it, the replacement goes exactly once,
+    at its time, and HTTP through the sentinel is served by the original replica on the recovered host again."""
     sentinel = "%s-sentinel" % fleet.name
     holder = next(vm for vm in spot_hosts(fleet)
                   if "user.fleet.replaces" in (instances_of(fleet, vm).get(REPLACEMENT) or {}).get("config", {}))
     home = next(vm for vm in spot_hosts(fleet) if vm != holder)
-    due = int(instances_of(fleet, holder)[REPLACEMENT]["config"]["user.fleet.scale-back-at"])
+    due = shorten_scale_back(fleet, holder, REPLACEMENT, 60)
     assert due > time.time() + 15, "too late to kill the rulebook inside the delay (due in %d s)" % (due - time.time())
     restarts = int(vm_exec(fleet, sentinel, "systemctl show -p NRestarts --value fleet-sentinel").stdout)
     vm_exec(fleet, sentinel, "systemctl kill -s KILL fleet-sentinel")

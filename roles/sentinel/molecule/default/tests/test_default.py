@@ -11,6 +11,8 @@ import time
 import urllib.error
 import urllib.request
 
+import pytest
+
 sys.path.insert(0, os.path.join(os.environ["MOLECULE_PROJECT_DIRECTORY"], "../../tests/molecule"))
 from fleet_ssh import address, key, ssh  # noqa: E402
 
@@ -97,12 +99,20 @@ def test_http_is_forwarded_while_a_spot_host_serves_and_maintenance_page_while_n
     assert status == 503 and "Back in a minute" in body
 
 
-def test_https_port_is_forwarded_to_a_live_spot_host():
-    # TCP pass-through: whatever listens on a spot host's 443 answers (plain HTTP here, TLS in real use).
+def test_https_port_is_forwarded_to_a_spot_host_whose_ingress_serves():
+    """TCP pass-through to a spot host's 443 (plain HTTP here; the ingress ends TLS in real use), only while
+    that host's /fleet-health on its HTTP port passes."""
     web_server(SPOTS[1], "start", port=443)
     try:
         time.sleep(MARK_SECONDS)
-        assert http_get(443) == (200, SPOTS[1] + "\n")
+        with pytest.raises(OSError):  # no spot host counts: HAProxy closes the connection
+            http_get(443)
+        web_server(SPOTS[1], "start", port=80)
+        try:
+            time.sleep(MARK_SECONDS)
+            assert http_get(443) == (200, SPOTS[1] + "\n")
+        finally:
+            web_server(SPOTS[1], "stop", port=80)
     finally:
         web_server(SPOTS[1], "stop", port=443)
 
