@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -99,10 +100,32 @@ def test_http_is_forwarded_while_a_spot_host_serves_and_maintenance_page_while_n
     assert status == 503 and "Back in a minute" in body
 
 
-def test_https_port_is_forwarded_to_a_spot_host_whose_ingress_serves():
-    """TCP pass-through to a spot host's 443 (plain HTTP here; the ingress ends TLS in real use), only while
-    that host's /fleet-health on its HTTP port passes."""
-    web_server(SPOTS[1], "start", port=443)
+# Stands in for a spot host's ingress on 443 (plain HTTP here; the ingress ends TLS in real use): reads the
+# PROXY v2 header the sentinel sends first and answers with the client address it carries.
+PROXY_ECHO = r"""
+import socket, socketserver, struct
+class Echo(socketserver.StreamRequestHandler):
+    def handle(self):
+        head = self.rfile.read(16)
+        assert head[:12] == b"\r\n\r\n\x00\r\nQUIT\n", head
+        block = self.rfile.read(struct.unpack("!H", head[14:16])[0])
+        source = socket.inet_ntoa(block[:4]) if head[13] >> 4 == 1 else "not IPv4"
+        while self.rfile.readline() not in (b"\r\n", b""):
+            pass
+        self.wfile.write(b"HTTP/1.0 200 OK\r\n\r\n" + source.encode() + b"\n")
+socketserver.TCPServer.allow_reuse_address = True
+socketserver.TCPServer(("", 443), Echo).serve_forever()
+"""
+
+
+def test_https_is_passed_with_the_client_address_to_a_spot_host_whose_ingress_serves():
+    """TCP pass-through to a spot host's 443 with the client's address in a PROXY v2 header, only while that
+    host's /fleet-health on its HTTP port passes."""
+    incus_exec(SPOTS[1], "cat > /root/proxy_echo.py <<'EOF'\n%sEOF\n"
+                         "systemd-run --unit mol-proxy-echo python3 /root/proxy_echo.py" % PROXY_ECHO)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:  # our address as the sentinel sees it
+        probe.connect((address(SENTINEL), 9))
+        client = probe.getsockname()[0]
     try:
         time.sleep(MARK_SECONDS)
         with pytest.raises(OSError):  # no spot host counts: HAProxy closes the connection
@@ -110,11 +133,11 @@ def test_https_port_is_forwarded_to_a_spot_host_whose_ingress_serves():
         web_server(SPOTS[1], "start", port=80)
         try:
             time.sleep(MARK_SECONDS)
-            assert http_get(443) == (200, SPOTS[1] + "\n")
+            assert http_get(443) == (200, client + "\n")
         finally:
             web_server(SPOTS[1], "stop", port=80)
     finally:
-        web_server(SPOTS[1], "stop", port=443)
+        incus_exec(SPOTS[1], "systemctl stop mol-proxy-echo", check=False)
 
 
 def test_certificates_are_on_the_sentinel_and_on_every_spot_host(host):
