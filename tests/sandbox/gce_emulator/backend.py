@@ -133,6 +133,16 @@ class BackendError(RuntimeError):
     pass
 
 
+# Incus failures that mean the command never ran, seen on a loaded host (a CI run once failed an instance
+# insert on the first): trying again is safe, and a real Compute Engine does not fail the operation for them.
+TRANSIENT_INCUS_ERRORS = ("Failed to retrieve PID of executing child process",)
+TRANSIENT_TRIES = 4
+
+
+def is_transient(stderr: str) -> bool:
+    return any(marker in stderr for marker in TRANSIENT_INCUS_ERRORS)
+
+
 class IncusBackend(NullBackend):
     """Containers through the `incus` CLI (talks to /var/lib/incus/unix.socket)."""
 
@@ -144,8 +154,13 @@ class IncusBackend(NullBackend):
         self.clean_stop_seconds = 30
 
     def _incus(self, *args: str, stdin: str | None = None, check: bool = True, timeout: float = 300) -> str:
-        proc = subprocess.run(["incus", *args], input=stdin, capture_output=True, text=True, timeout=timeout,
-                              check=False)
+        for attempt in range(1, TRANSIENT_TRIES + 1):
+            proc = subprocess.run(["incus", *args], input=stdin, capture_output=True, text=True, timeout=timeout,
+                                  check=False)
+            if proc.returncode == 0 or attempt == TRANSIENT_TRIES or not is_transient(proc.stderr):
+                break
+            log.warning("incus %s (try %d): %s; trying again", " ".join(args[:2]), attempt, proc.stderr.strip())
+            time.sleep(attempt)
         if check and proc.returncode != 0:
             raise BackendError(f"incus {' '.join(args[:3])}: {proc.stderr.strip() or proc.stdout.strip()}")
         return proc.stdout
