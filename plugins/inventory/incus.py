@@ -77,7 +77,9 @@ options:
         default: local
   connection:
     description:
-      - V(ssh) reaches containers by their IPv4 address through C(ProxyJump) (jump, backend).
+      - V(ssh) reaches containers by their IPv4 address through C(ProxyJump) (jump, backend). Their host keys are
+        recorded as C(<backend>/<address>) (C(HostKeyAlias)), since the same container address can exist on
+        several backends.
       - V(incus) uses C(community.general.incus) (C(incus exec) through the remote O(sources[].remote)).
     type: str
     choices: [ssh, incus]
@@ -253,7 +255,10 @@ class InventoryModule(BaseInventoryPlugin, Constructable, Cacheable):
         hops = [source["jump"]] if source.get("jump") else []
         if backend:
             hops.append("%s@%s" % (source["ssh_user"], backend) if source.get("ssh_user") else backend)
-        args = ("-o ProxyJump=%s" % ",".join(hops)) if hops else ""
+        args = ["-o ProxyJump=%s" % ",".join(hops)] if hops else []
+        if backend:
+            # Container subnets repeat from host to host: the host key is recorded under host and address.
+            args.append("-o HostKeyAlias=%s/%s" % (backend, instance["ipv4"]))
         extra = self.get_option("ssh_common_args")
         return {"ansible_host": instance["ipv4"], "ansible_user": self.get_option("container_user"),
-                "ansible_ssh_common_args": " ".join(part for part in (args, extra) if part)}
+                "ansible_ssh_common_args": " ".join(part for part in args + [extra] if part)}

@@ -143,7 +143,21 @@ def test_bad_shapes_fail_before_anything_changes(topo_fleet):
     assert api_writes(topo_fleet, before) == {}
 
 
+def plant_bobs_key_under_alices_address(fleet):
+    """The controller's known_hosts as after bob's container on jump 2 once had the address that alice's
+    container on jump 1 has now (the jumps' container subnets repeat; seen in CI): bob's host key under it."""
+    jump1, jump2 = fleet.jumps
+    alices = fleet.host_incus(jump1, "list", "alice-container", "--format", "csv", "-c", "4").stdout.split()[0]
+    bobs_key = fleet.host_incus(jump2, "exec", "bob-container", "--", "cat", "/etc/ssh/ssh_host_ed25519_key.pub")
+    known_hosts = fleet.state / "known_hosts"
+    subprocess.run(["ssh-keygen", "-R", alices, "-f", str(known_hosts)], capture_output=True, check=True)
+    with open(known_hosts, "a", encoding="utf-8") as handle:
+        handle.write("%s %s\n" % (alices, " ".join(bobs_key.stdout.split()[:2])))
+
+
 def test_second_run_and_check_mode_change_nothing(topo_fleet, topo_canaries):
+    # The re-run reaches alice's container by its address too: it must not take bob's key for hers.
+    plant_bobs_key_under_alices_address(topo_fleet)
     run = topo_fleet.playbook("scale_out.yml")
     assert run.changed == {}, run.tail()
     before = topo_fleet.admin("stats")["by_route"]

@@ -65,7 +65,8 @@ def test_hosts_groups_and_jump_chain(sources):
     assert len(hosts(listing, "incus_status_running")) == 4
     assert len(hosts(listing, "incus_user_team_blue")) == 4 and len(hosts(listing, "team_blue")) == 4
     c2 = {k: plain(v) for k, v in listing["_meta"]["hostvars"]["c2"].items()}
-    assert c2["ansible_ssh_common_args"] == "-o ProxyJump=jump@34.1.2.3,jump@10.0.5.12 -F /tmp/ssh_config"
+    assert c2["ansible_ssh_common_args"] == ("-o ProxyJump=jump@34.1.2.3,jump@10.0.5.12 -o HostKeyAlias=10.0.5.12/%s"
+                                             " -F /tmp/ssh_config" % c2["ansible_host"])
     assert c2["incus_location"] == "m2" and c2["incus_source"] == "eu" and c2["ansible_host"].startswith("10.1.0.")
     web = {k: plain(v) for k, v in listing["_meta"]["hostvars"]["web-1"].items()}
     assert web["ansible_ssh_common_args"].startswith("-o ProxyJump=jump@34.1.2.3,jump@10.0.3.10")
