@@ -31,6 +31,18 @@ PROJECT = "sandbox-project"
 ZONE = "us-central1-a"
 
 
+def wait_until(probe, timeout, done=bool, interval=1.0, explain=repr):
+    """Call ``probe()`` every ``interval`` seconds until ``done(answer)`` holds, and return that answer; after
+    ``timeout`` seconds fail the test with ``explain(answer)`` of the last answer. A probe may assert too."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = probe()
+        if done(answer):
+            return answer
+        assert time.monotonic() < deadline, explain(answer)
+        time.sleep(interval)
+
+
 class PlaybookRun:
     """One ansible-playbook run: exit code, output, seconds, and its PLAY RECAP per host."""
 
@@ -121,8 +133,9 @@ class SandboxFleet:
 
     # -- driving it ---------------------------------------------------------------------------------
 
-    def playbook(self, playbook, extra_vars=None, check=True, timeout=1800):
-        """Run ``playbooks/<playbook>`` on this fleet's inventory; fails the test on error when ``check``."""
+    def playbook(self, playbook, extra_vars=None, check=True, timeout=1800, env=None):
+        """Run ``playbooks/<playbook>`` on this fleet's inventory (``env``: more environment variables); fails
+        the test on error when ``check``."""
         args = [str(BIN / "ansible-playbook"), "-i", str(self.inventory), str(REPO / "playbooks" / playbook)]
         if self.extra_vars or extra_vars:
             args += ["-e", json.dumps(dict(self.extra_vars, **(extra_vars or {})))]
@@ -134,7 +147,7 @@ class SandboxFleet:
             handle.flush()
             offset = handle.tell()
             started = time.monotonic()
-            proc = subprocess.run(args, cwd=REPO, env=self.env, stdout=handle, stderr=subprocess.STDOUT,
+            proc = subprocess.run(args, cwd=REPO, env=dict(self.env, **(env or {})), stdout=handle, stderr=subprocess.STDOUT,
                                   timeout=timeout, check=False)
         with open(log, encoding="utf-8") as handle:
             handle.seek(offset)

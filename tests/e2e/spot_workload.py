@@ -12,6 +12,8 @@ import json
 import threading
 import time
 
+from sandbox_fleet import wait_until
+
 IMAGE = "spot-web"
 # Every container of the deployment answers GET / with its own name (replica, standby or replacement).
 WEB_UNIT = """[Unit]
@@ -64,14 +66,12 @@ def instances_of(fleet, vm):
 
 def wait_for_standby(fleet, vm, name, original, timeout=240):
     """The stopped standby the rulebook's timer prepares for ``original`` on ``vm`` (spot_standby.yml)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = instances_of(fleet, vm).get(name)
-        if found and found["status"] == "Stopped" and found["config"].get("user.fleet.standby-for") == original:
-            assert "user.fleet.replaces" not in found["config"], found
-            return found
-        assert time.monotonic() < deadline, "no standby %s for %s on %s: %s" % (name, original, vm, found)
-        time.sleep(2)
+    found = wait_until(lambda: instances_of(fleet, vm).get(name), timeout, interval=2,
+                       done=lambda found: found and found["status"] == "Stopped"
+                       and found["config"].get("user.fleet.standby-for") == original,
+                       explain=lambda found: "no standby %s for %s on %s: %s" % (name, original, vm, found))
+    assert "user.fleet.replaces" not in found["config"], found
+    return found
 
 
 # The rulebooks of the tests scale back after SCALE_DOWN_DELAY, long enough to outlast a recovery on a
@@ -90,10 +90,8 @@ def shorten_scale_back(fleet, vm, name, seconds):
 
 
 def wait_status(fleet, vm, status, timeout=300):
-    deadline = time.monotonic() + timeout
-    while fleet.instance(vm)["status"] != status:
-        assert time.monotonic() < deadline, "%s never became %s" % (vm, status)
-        time.sleep(0.5)
+    wait_until(lambda: fleet.instance(vm)["status"], timeout, done=lambda answer: answer == status, interval=0.5,
+               explain=lambda current: "%s stayed %s, expected %s" % (vm, current, status))
     return time.time()
 
 
@@ -193,7 +191,5 @@ class Loop(threading.Thread):
 
     def wait_ok_after(self, moment, timeout):
         """Until a try that started after ``moment`` succeeded."""
-        deadline = time.monotonic() + timeout
-        while not any(ok and started > moment for started, ok, _detail in self.tries):
-            assert time.monotonic() < deadline, "never back after %.0f: %s" % (moment, self.tries[-3:])
-            time.sleep(1)
+        wait_until(lambda: any(ok and started > moment for started, ok, _detail in self.tries), timeout,
+                   explain=lambda _: "never back after %.0f: %s" % (moment, self.tries[-3:]))

@@ -155,10 +155,11 @@ def plant_bobs_key_under_alices_address(fleet):
         handle.write("%s %s\n" % (alices, " ".join(bobs_key.stdout.split()[:2])))
 
 
-def test_second_run_and_check_mode_change_nothing(topo_fleet, topo_canaries):
-    # The re-run reaches alice's container by its address too: it must not take bob's key for hers.
+def test_second_run_and_check_mode_change_nothing(topo_fleet, topo_canaries, tmp_path):
+    # The re-run reaches alice's container by its address too: it must not take bob's key for hers. Its ssh
+    # connections are new ones (an earlier run's persistent connection would skip the host key check).
     plant_bobs_key_under_alices_address(topo_fleet)
-    run = topo_fleet.playbook("scale_out.yml")
+    run = topo_fleet.playbook("scale_out.yml", env={"ANSIBLE_SSH_CONTROL_PATH_DIR": str(tmp_path)})
     assert run.changed == {}, run.tail()
     before = topo_fleet.admin("stats")["by_route"]
     # --check asking for a third jump: reads everything, writes nothing.

@@ -9,16 +9,7 @@ import threading
 import time
 
 from sandbox_fleet import PROJECT, ZONE
-
-
-def wait_status(fleet, vm, status, timeout=180):
-    deadline = time.monotonic() + timeout
-    while True:
-        current = fleet.instance(vm)["status"]
-        if current == status:
-            return
-        assert time.monotonic() < deadline, "%s stayed %s, expected %s" % (vm, current, status)
-        time.sleep(1)
+from spot_workload import wait_status
 
 
 def api_writes(fleet, before):

@@ -14,7 +14,7 @@ import time
 import pytest
 
 from conftest import Canaries
-from sandbox_fleet import built_fleet
+from sandbox_fleet import built_fleet, wait_until
 
 LATE_FILE = "written-after-replication.txt"
 STANDBY_FILE = "written-on-standby.txt"
@@ -42,10 +42,8 @@ def vm_status(fleet, vm):
 def power(fleet, vm, verb, want):
     """What Google (or an outage) does to a VM: POST instances/<vm>/stop|start, then wait for ``want``."""
     fleet.compute("zones/%s/instances/%s/%s" % (fleet.zones[vm], vm, verb), method="POST")
-    deadline = time.monotonic() + 180
-    while vm_status(fleet, vm) != want:
-        assert time.monotonic() < deadline, "%s never became %s" % (vm, want)
-        time.sleep(2)
+    wait_until(lambda: vm_status(fleet, vm), 180, done=lambda answer: answer == want, interval=2,
+               explain=lambda current: "%s stayed %s, expected %s" % (vm, current, want))
 
 
 def states(fleet, vm):

@@ -31,7 +31,7 @@ import pytest
 import yaml
 
 from conftest import Canaries
-from sandbox_fleet import PROJECT, REPO, ZONE, built_fleet, second_key
+from sandbox_fleet import PROJECT, REPO, ZONE, built_fleet, second_key, wait_until
 from spot_workload import (REPLACEMENT, SCALE_DOWN_DELAY, WEB, Loop, build_image, instances_of, preempt_with_notice,
                            preempted_at_once, preempted_foreign_vm, shorten_scale_back, wait_for_standby)
 
@@ -99,14 +99,16 @@ class Rulebook:
         return text if whole else text[self.offset:]
 
     def wait_for(self, text, timeout, whole=False):
-        deadline = time.monotonic() + timeout
-        while text not in self.output(whole):
-            assert self.proc.poll() is None, "ansible-rulebook ended (rc %s):\n%s" % (
-                self.proc.returncode, self.output()[-3000:])
-            assert time.monotonic() < deadline, "no %r in the rulebook log after %d s:\n%s" % (
-                text, timeout, self.output()[-3000:])
-            time.sleep(0.5)
+        wait_until(lambda: self.alive() and text in self.output(whole), timeout, interval=0.5,
+                   explain=lambda _: "no %r in the rulebook log after %d s:\n%s" % (
+                       text, timeout, self.output()[-3000:]))
         return time.time()
+
+    def alive(self):
+        """True while ansible-rulebook runs; fails the test once it has ended."""
+        assert self.proc.poll() is None, "ansible-rulebook ended (rc %s):\n%s" % (
+            self.proc.returncode, self.output()[-3000:])
+        return True
 
 
 class Webhook(http.server.ThreadingHTTPServer):
@@ -262,10 +264,8 @@ def test_notice_then_preemption_replacement_serves_users_come_back(spot_fleet, r
     ssh_loop = Loop(lambda: ssh_probe(fleet, ssh_user), 2)
     report = fleet.state / "reports" / ("spot_recover-%s.json" % home)
     try:
-        deadline = time.monotonic() + 60
-        while not any(t["served"] for t in http_tries):
-            assert time.monotonic() < deadline, "the HTTP client never reached the deployment: %s" % http_tries[-3:]
-            time.sleep(1)
+        wait_until(lambda: any(t["served"] for t in http_tries), 60,
+                   explain=lambda _: "the HTTP client never reached the deployment: %s" % http_tries[-3:])
         wait_for_standby(fleet, other, replacement, "%s/%s-1" % (home, WEB["name"]))
         ssh_loop.start()
         time.sleep(3)
@@ -273,15 +273,10 @@ def test_notice_then_preemption_replacement_serves_users_come_back(spot_fleet, r
         notice_at, served_by_replacement, stopped_at, running_at = preempt_with_notice(
             fleet, PROJECT, ZONE, home, replacement_serves)
         # The rulebook's run ends with the report, once the containers answer from the jump again.
-        deadline = time.monotonic() + 600
-        while not (report.exists() and report.stat().st_mtime > notice_at):
-            assert rulebook.proc.poll() is None, rulebook.output()[-3000:]
-            assert time.monotonic() < deadline, "no recovery report:\n%s" % rulebook.output()[-3000:]
-            time.sleep(1)
-        deadline = time.monotonic() + 120
-        while ssh_loop.tries[-1][0] < running_at or not ssh_loop.tries[-1][1]:
-            assert time.monotonic() < deadline, "ssh never came back: %s" % ssh_loop.tries[-3:]
-            time.sleep(1)
+        wait_until(lambda: rulebook.alive() and report.exists() and report.stat().st_mtime > notice_at, 600,
+                   explain=lambda _: "no recovery report:\n%s" % rulebook.output()[-3000:])
+        wait_until(lambda: ssh_loop.tries[-1][0] >= running_at and ssh_loop.tries[-1][1], 120,
+                   explain=lambda _: "ssh never came back: %s" % ssh_loop.tries[-3:])
     finally:
         ssh_loop.stop()
         halt.set()
@@ -359,11 +354,9 @@ def test_two_backends_preempted_at_once_both_recovered(spot_fleet, rulebook):
     before = {vm: path.stat().st_mtime if path.exists() else 0 for vm, path in reports.items()}
     old_ids = {vm: fleet.instance(vm)["id"] for vm in backends(fleet)}
     with preempted_at_once(fleet, PROJECT, ZONE, backends(fleet)) as started:
-        deadline = time.monotonic() + 1200
-        while not all(reports[vm].exists() and reports[vm].stat().st_mtime > before[vm] for vm in backends(fleet)):
-            assert rulebook.proc.poll() is None, rulebook.output()[-3000:]
-            assert time.monotonic() < deadline, "not both recovered:\n%s" % rulebook.output()[-3000:]
-            time.sleep(3)
+        wait_until(lambda: rulebook.alive() and all(reports[vm].exists() and reports[vm].stat().st_mtime > before[vm]
+                                                    for vm in backends(fleet)), 1200, interval=3,
+                   explain=lambda _: "not both recovered:\n%s" % rulebook.output()[-3000:])
     done = {vm: json.loads(reports[vm].read_text()) for vm in backends(fleet)}
     assert sorted(d["action"] for d in done.values()) == ["recreated-on-demand", "started"], done
     for vm, data in done.items():

@@ -29,7 +29,7 @@ import pytest
 import yaml
 
 from conftest import Canaries
-from sandbox_fleet import PROJECT, ZONE, built_fleet, second_key
+from sandbox_fleet import PROJECT, ZONE, built_fleet, second_key, wait_until
 from spot_workload import (REPLACEMENT, SCALE_DOWN_DELAY, WEB, Loop, build_image, instances_of, preempt_with_notice,
                            preempted_at_once, preempted_foreign_vm, shorten_scale_back, wait_for_standby)
 
@@ -133,10 +133,7 @@ def test_http_maintenance_page_until_a_deployment_serves_then_forwarded(fleet):
     assert status == 503 and "Back in a minute" in body
     build_image(fleet, spot_hosts(fleet))
     fleet.playbook("deploy.yml", {"deployments": [WEB]})
-    deadline = time.monotonic() + 60
-    while http_probe(address) != (True, "%s-1" % WEB["name"]):
-        assert time.monotonic() < deadline, http_probe(address)
-        time.sleep(1)
+    wait_until(lambda: http_probe(address), 60, done=lambda answer: answer == (True, "%s-1" % WEB["name"]))
 
 
 def test_https_ends_on_the_spot_hosts_with_the_pushed_certificate(fleet):
@@ -146,17 +143,15 @@ def test_https_ends_on_the_spot_hosts_with_the_pushed_certificate(fleet):
         cadata=vm_exec(fleet, "%s-sentinel" % fleet.name, "cat /etc/fleet-sentinel/tls/fleet.crt").stdout)
     context.check_hostname = False  # a self-signed certificate for <fleet>.sentinel.invalid, reached by address
     url = "https://%s/" % sentinel_address(fleet)
-    deadline = time.monotonic() + 60
-    while True:
+
+    def https_answer():
         try:
             with urllib.request.urlopen(url, timeout=10, context=context) as response:
-                answer = response.read().decode().strip()
+                return response.read().decode().strip()
         except OSError as error:
-            answer = str(error)
-        if answer == "%s-1" % WEB["name"]:
-            break
-        assert time.monotonic() < deadline, answer
-        time.sleep(1)
+            return str(error)
+
+    wait_until(https_answer, 60, done=lambda answer: answer == ("%s-1" % WEB["name"]))
 
 
 def test_certificates_reach_every_spot_host(fleet):
@@ -194,10 +189,9 @@ def sentinel_journal(fleet, since=""):
 def wait_for_report(fleet, vm, timeout=1200):
     """The JSON report spot_recover.yml writes on the sentinel once every user of ``vm`` answers again."""
     path = "/var/lib/fleet-sentinel/reports/spot_recover-%s.json" % vm
-    deadline = time.monotonic() + timeout
-    while vm_exec(fleet, "%s-sentinel" % fleet.name, "test -s %s" % path, check=False).returncode != 0:
-        assert time.monotonic() < deadline, "no recovery report for %s:\n%s" % (vm, sentinel_journal(fleet)[-4000:])
-        time.sleep(3)
+    wait_until(lambda: vm_exec(fleet, "%s-sentinel" % fleet.name, "test -s %s" % path, check=False).returncode == 0,
+               timeout, interval=3,
+               explain=lambda _: "no recovery report for %s:\n%s" % (vm, sentinel_journal(fleet)[-4000:]))
     return json.loads(vm_exec(fleet, "%s-sentinel" % fleet.name, "cat %s" % path).stdout)
 
 
@@ -262,13 +256,11 @@ def test_rulebook_killed_in_the_delay_scales_back_exactly_once(fleet):
     restarts = int(vm_exec(fleet, sentinel, "systemctl show -p NRestarts --value fleet-sentinel").stdout)
     vm_exec(fleet, sentinel, "systemctl kill -s KILL fleet-sentinel")
     assert REPLACEMENT in instances_of(fleet, holder), "the replacement went away with the rulebook"
-    deadline = time.monotonic() + 60
-    while int(vm_exec(fleet, sentinel, "systemctl show -p NRestarts --value fleet-sentinel").stdout) <= restarts:
-        assert time.monotonic() < deadline, "systemd did not restart fleet-sentinel"
-        time.sleep(1)
-    while "user.fleet.replaces" in (instances_of(fleet, holder).get(REPLACEMENT) or {}).get("config", {}):
-        assert time.time() < due + 180, "the restarted rulebook did not scale back:\n%s" % sentinel_journal(fleet)[-3000:]
-        time.sleep(2)
+    wait_until(lambda: int(vm_exec(fleet, sentinel, "systemctl show -p NRestarts --value fleet-sentinel").stdout),
+               60, done=lambda count: count > restarts, explain=lambda _: "systemd did not restart fleet-sentinel")
+    wait_until(lambda: (instances_of(fleet, holder).get(REPLACEMENT) or {}).get("config", {}), due + 180 - time.time(),
+               done=lambda config: "user.fleet.replaces" not in config, interval=2,
+               explain=lambda _: "the restarted rulebook did not scale back:\n%s" % sentinel_journal(fleet)[-3000:])
     removed_at = time.time()
     assert removed_at >= due, "removed %d s before its time" % (due - removed_at)
     # Two more ticks: a stopped standby takes the replacement's place, nothing is removed twice.
@@ -277,10 +269,8 @@ def test_rulebook_killed_in_the_delay_scales_back_exactly_once(fleet):
     deletions = sentinel_journal(fleet).count("changed: [%s] => (item=default/%s " % (holder, REPLACEMENT))
     assert deletions == 1, "the replacement was deleted %d times" % deletions
     assert instances_of(fleet, home)["%s-1" % WEB["name"]]["status"] == "Running"
-    deadline = time.monotonic() + 30
-    while http_probe(sentinel_address(fleet)) != (True, "%s-1" % WEB["name"]):
-        assert time.monotonic() < deadline, http_probe(sentinel_address(fleet))
-        time.sleep(1)
+    wait_until(lambda: http_probe(sentinel_address(fleet)), 30,
+               done=lambda answer: answer == (True, "%s-1" % WEB["name"]))
     print("\nscale-back %.0f s after its time (tick 30 s), once, through a SIGKILL of fleet-sentinel" % (removed_at - due))
 
 
@@ -308,10 +298,9 @@ def test_rulebook_without_project_or_credentials_stops_at_once(fleet):
 def test_event_for_an_unknown_instance_is_skipped(fleet):
     journal_before = len(sentinel_journal(fleet))
     with preempted_foreign_vm(fleet, PROJECT, ZONE) as foreign:
-        deadline = time.monotonic() + 240
-        while "skipped: %s not a VM of fleet %s" % (foreign, fleet.name) not in sentinel_journal(fleet)[journal_before:]:
-            assert time.monotonic() < deadline, sentinel_journal(fleet)[-3000:]
-            time.sleep(2)
+        wait_until(lambda: sentinel_journal(fleet)[journal_before:], 240, interval=2,
+                   done=lambda journal: "skipped: %s not a VM of fleet %s" % (foreign, fleet.name) in journal,
+                   explain=lambda journal: journal[-3000:])
         assert vm_exec(fleet, "%s-sentinel" % fleet.name, "systemctl is-active fleet-sentinel").stdout.strip() == "active"
         assert fleet.instance(foreign)["status"] == "TERMINATED", "a VM outside the fleet was started"
 
@@ -338,9 +327,6 @@ def test_two_spot_hosts_preempted_at_once_both_brought_back(fleet):
         assert " %s:22 " % new["networkInterfaces"][0]["networkIP"] in haproxy
     test_certificates_reach_every_spot_host(fleet)
     logins = fleet.canaries.check_every_key("two spot hosts preempted at once")
-    deadline = time.monotonic() + 120
-    while not http_probe(sentinel_address(fleet))[0]:
-        assert time.monotonic() < deadline, http_probe(sentinel_address(fleet))
-        time.sleep(2)
+    wait_until(lambda: http_probe(sentinel_address(fleet)), 120, done=lambda answer: answer[0], interval=2)
     print("\nboth spot hosts back (%d logins) %.0f s after the preemption: %s" % (
         logins, time.time() - preempted_at, json.dumps({vm: [d["action"], d["seconds"]] for vm, d in done.items()})))
