@@ -40,7 +40,10 @@ fi
 args=(--host "$HOST" --port "$PORT" --state-dir "$STATE_DIR" --latency "${GCE_EMULATOR_LATENCY:-0}")
 [ "${GCE_EMULATOR_CONTAINERS:-1}" = 0 ] && args+=(--no-containers)
 [ -n "$GCE_EMULATOR_BRIDGE" ] && args+=(--bridge-address "$GCE_EMULATOR_BRIDGE")
-PYTHONPATH="$ROOT/tests/sandbox${PYTHONPATH:+:$PYTHONPATH}" nohup "$PY" -m gce_emulator "${args[@]}" \
+# In a session of its own: a signal to the caller's process group (Ansible ending the task that started
+# it, a Ctrl-C) must not stop it; only gce_emulator_down.sh does. (Not a job leader here, so setsid
+# does not fork and $! is the emulator's pid.)
+PYTHONPATH="$ROOT/tests/sandbox${PYTHONPATH:+:$PYTHONPATH}" setsid nohup "$PY" -m gce_emulator "${args[@]}" \
   >>"$LOG_FILE" 2>&1 </dev/null &
 echo $! > "$PID_FILE"
 
