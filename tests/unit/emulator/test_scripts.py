@@ -33,6 +33,8 @@ def test_up_is_idempotent_and_down_stops(tmp_path):
         pid = (tmp_path / "emulator.pid").read_text().strip()
         assert "already up" in run("gce_emulator_up.sh", env)
         assert (tmp_path / "emulator.pid").read_text().strip() == pid
+        # Its own session (Ansible stops a task's whole process group when it ends its worker).
+        assert os.getsid(int(pid)) == int(pid) != os.getsid(0)
         req = urllib.request.Request(f"http://127.0.0.1:{port}/compute/v1/projects/emu-p/zones/us-east1-c",
                                      headers={"Authorization": "Bearer t"})
         with urllib.request.urlopen(req, timeout=5) as resp:
