@@ -147,8 +147,8 @@ class SandboxFleet:
             handle.flush()
             offset = handle.tell()
             started = time.monotonic()
-            proc = subprocess.run(args, cwd=REPO, env=dict(self.env, **(env or {})), stdout=handle, stderr=subprocess.STDOUT,
-                                  timeout=timeout, check=False)
+            proc = subprocess.run(args, cwd=REPO, env=dict(self.env, **(env or {})), stdout=handle,
+                                  stderr=subprocess.STDOUT, timeout=timeout, check=False)
         with open(log, encoding="utf-8") as handle:
             handle.seek(offset)
             output = handle.read()

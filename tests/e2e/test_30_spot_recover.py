@@ -33,7 +33,7 @@ def home_of(fleet, container):
 
 def preempt(fleet, vm):
     fleet.admin("preempt", {"project": PROJECT, "zone": ZONE, "instance": vm, "notice_seconds": 0})
-    wait_status(fleet, vm, "TERMINATED")
+    wait_status(fleet, vm, "TERMINATED", 180)
 
 
 def report(fleet, vm):
@@ -84,7 +84,7 @@ def test_preempted_vm_outside_the_fleet_is_left_alone(central_fleet):
     }
     central_fleet.compute("zones/%s/instances" % ZONE, method="POST", body=body)
     try:
-        wait_status(central_fleet, foreign, "RUNNING")
+        wait_status(central_fleet, foreign, "RUNNING", 180)
         preempt(central_fleet, foreign)
         run = central_fleet.playbook("spot_recover.yml")
         assert run.changed == {}, run.tail()

@@ -40,9 +40,9 @@ fi
 args=(--host "$HOST" --port "$PORT" --state-dir "$STATE_DIR" --latency "${GCE_EMULATOR_LATENCY:-0}")
 [ "${GCE_EMULATOR_CONTAINERS:-1}" = 0 ] && args+=(--no-containers)
 [ -n "$GCE_EMULATOR_BRIDGE" ] && args+=(--bridge-address "$GCE_EMULATOR_BRIDGE")
-# In a session of its own: a signal to the caller's process group (Ansible ending the task that started
-# it, a Ctrl-C) must not stop it; only gce_emulator_down.sh does. (Not a job leader here, so setsid
-# does not fork and $! is the emulator's pid.)
+# In a session of its own: a signal to the caller's process group (a Ctrl-C, or an Ansible worker that
+# is terminated: it kills its whole group) must not stop it; only gce_emulator_down.sh does. (Not a job
+# leader here, so setsid does not fork and $! is the emulator's pid.)
 PYTHONPATH="$ROOT/tests/sandbox${PYTHONPATH:+:$PYTHONPATH}" setsid nohup "$PY" -m gce_emulator "${args[@]}" \
   >>"$LOG_FILE" 2>&1 </dev/null &
 echo $! > "$PID_FILE"
