@@ -238,11 +238,11 @@ class IncusBackend(NullBackend):
     def volume_from_snapshot(self, disk: str, source_disk: str, snapshot: str, size_gb: int) -> None:
         """A disk restored from a snapshot gets the snapshot's files (an empty volume if the
         snapshot's source volume is gone: the sandbox keeps snapshots inside their volume)."""
-        copied = subprocess.run(["incus", "storage", "volume", "copy",
-                                 f"{POOL}/{volume_name(source_disk)}/{snapshot}", f"{POOL}/{volume_name(disk)}"],
-                                capture_output=True, text=True, timeout=300, check=False)
-        if copied.returncode != 0:
-            log.warning("restoring %s from %s/%s: %s", disk, source_disk, snapshot, copied.stderr.strip())
+        try:
+            self._incus("storage", "volume", "copy",
+                        f"{POOL}/{volume_name(source_disk)}/{snapshot}", f"{POOL}/{volume_name(disk)}")
+        except BackendError as exc:
+            log.warning("restoring %s from %s/%s: %s", disk, source_disk, snapshot, exc)
             self.volume_create(disk, size_gb)
 
     def volume_snapshot(self, disk: str, snapshot: str) -> None:

@@ -10,10 +10,11 @@ import pytest
 from gce_emulator import backend
 from gce_emulator.backend import BackendError, IncusBackend
 
-# Fails the first FAILS calls with MESSAGE, then prints "ran <args>"; counts its calls in ./calls.
+# Fails the first FAILS calls with MESSAGE, then prints "ran <args>"; counts its calls in ./calls and
+# writes the arguments of each to a line of ./args.
 STAND_IN = """#!/bin/sh
 cd "$(dirname "$0")"
-n=$(( $(cat calls 2>/dev/null || echo 0) + 1 )); echo $n > calls
+n=$(( $(cat calls 2>/dev/null || echo 0) + 1 )); echo $n > calls; echo "$*" >> args
 if [ $n -le {fails} ]; then echo 'Error: {message}' >&2; exit 1; fi
 echo "ran $*"
 """
@@ -52,3 +53,17 @@ def test_other_failures_are_not_repeated(stand_in):
     with pytest.raises(BackendError, match="Instance not found"):
         IncusBackend()._incus("start", "gce-vm")
     assert calls.read_text().strip() == "1"
+
+
+def test_a_restore_from_snapshot_is_tried_again_not_replaced_by_an_empty_disk(stand_in):
+    calls = stand_in(1, "Failed to retrieve PID of executing child process")
+    IncusBackend().volume_from_snapshot("restored", "home", "snap-1", 10)
+    args = (calls.parent / "args").read_text().splitlines()
+    assert [line.split()[:3] for line in args] == [["storage", "volume", "copy"]] * 2
+
+
+def test_a_restore_whose_snapshot_is_gone_gives_an_empty_disk(stand_in):
+    calls = stand_in(1, "Failed to load snapshot")
+    IncusBackend().volume_from_snapshot("restored", "home", "snap-1", 10)
+    args = (calls.parent / "args").read_text().splitlines()
+    assert [line.split()[:3] for line in args] == [["storage", "volume", "copy"], ["storage", "volume", "create"]]
