@@ -4,9 +4,10 @@ then the same fleet grown into the hybrid (the jumps in front of a backend).
 Its own fleet (not central_fleet): FLEET_TOPO_NAME / FLEET_TOPO_PORT (default ``topo`` on 8131).
 The tests run in order on one fleet: build 2 independent jumps with alice on jump 1 and bob on
 jump 2, look at the world (each jump's Incus, HAProxy's configuration, the emulator's firewall
-rules, each user's own ssh through the load balancer), re-run and --check, then grow to hybrid
-with a new user carol whose container lands on the backend (FLEET_TOPO_HYBRID=0 skips that step,
-about 12 of the module's 33 minutes on a loaded 2-core machine).
+rules, each user's own ssh through the load balancer), re-run and --check, make bob's container
+again after it was deleted, then grow to hybrid with a new user carol whose container lands on the
+backend (FLEET_TOPO_HYBRID=0 skips that step, about 12 of the module's 33 minutes on a loaded 2-core
+machine).
 """
 
 from __future__ import annotations
@@ -171,6 +172,24 @@ def test_second_run_and_check_mode_change_nothing(topo_fleet, topo_canaries, tmp
     assert "%s-jump-3" % topo_fleet.name not in {vm["name"] for vm in
                                                  topo_fleet.compute("zones/us-central1-a/instances")["items"]}
     topo_canaries.check("re-run")
+
+
+def test_a_container_made_again_is_trusted_with_its_new_host_key(topo_fleet, topo_canaries, tmp_path):
+    # bob's container is gone and the controller still holds a key for every address on jump 2 (as after
+    # containers there came and went): the re-run makes his container again, on whatever address, and
+    # reaches it with its new key.
+    jump2 = topo_fleet.jumps[1]
+    gone = topo_fleet.host_incus(jump2, "delete", "--force", "bob-container")
+    assert gone.returncode == 0, gone.stderr
+    alices_key = topo_fleet.host_incus(topo_fleet.jumps[0], "exec", "alice-container", "--",
+                                       "cat", "/etc/ssh/ssh_host_ed25519_key.pub").stdout.split()[:2]
+    with open(topo_fleet.state / "known_hosts", "a", encoding="utf-8") as handle:
+        handle.write("%s/* %s\n" % (jump2, " ".join(alices_key)))
+    topo_fleet.playbook("scale_out.yml", env={"ANSIBLE_SSH_CONTROL_PATH_DIR": str(tmp_path)})
+    assert "bob-container" in containers(topo_fleet, jump2)
+    del topo_canaries.sums["bob"]  # his new container gets a new canary; alice's must be untouched
+    topo_canaries.plant()
+    topo_canaries.check("bob's container made again")
 
 
 @pytest.mark.skipif(os.environ.get("FLEET_TOPO_HYBRID") == "0", reason="FLEET_TOPO_HYBRID=0: independent only")
