@@ -144,16 +144,22 @@ def test_bad_shapes_fail_before_anything_changes(topo_fleet):
     assert api_writes(topo_fleet, before) == {}
 
 
+def hold_key(fleet, names, vm, container):
+    """Add to the controller's known_hosts, under ``names`` (a known_hosts pattern), the host key of
+    ``container`` on ``vm``."""
+    key = fleet.host_incus(vm, "exec", container, "--", "cat", "/etc/ssh/ssh_host_ed25519_key.pub").stdout
+    with open(fleet.state / "known_hosts", "a", encoding="utf-8") as handle:
+        handle.write("%s %s\n" % (names, " ".join(key.split()[:2])))
+
+
 def plant_bobs_key_under_alices_address(fleet):
     """The controller's known_hosts as after bob's container on jump 2 once had the address that alice's
     container on jump 1 has now (the jumps' container subnets repeat; seen in CI): bob's host key under it."""
     jump1, jump2 = fleet.jumps
     alices = fleet.host_incus(jump1, "list", "alice-container", "--format", "csv", "-c", "4").stdout.split()[0]
-    bobs_key = fleet.host_incus(jump2, "exec", "bob-container", "--", "cat", "/etc/ssh/ssh_host_ed25519_key.pub")
-    known_hosts = fleet.state / "known_hosts"
-    subprocess.run(["ssh-keygen", "-R", alices, "-f", str(known_hosts)], capture_output=True, check=True)
-    with open(known_hosts, "a", encoding="utf-8") as handle:
-        handle.write("%s %s\n" % (alices, " ".join(bobs_key.stdout.split()[:2])))
+    subprocess.run(["ssh-keygen", "-R", alices, "-f", str(fleet.state / "known_hosts")], capture_output=True,
+                   check=True)
+    hold_key(fleet, alices, jump2, "bob-container")
 
 
 def test_second_run_and_check_mode_change_nothing(topo_fleet, topo_canaries, tmp_path):
@@ -181,10 +187,7 @@ def test_a_container_made_again_is_trusted_with_its_new_host_key(topo_fleet, top
     jump2 = topo_fleet.jumps[1]
     gone = topo_fleet.host_incus(jump2, "delete", "--force", "bob-container")
     assert gone.returncode == 0, gone.stderr
-    alices_key = topo_fleet.host_incus(topo_fleet.jumps[0], "exec", "alice-container", "--",
-                                       "cat", "/etc/ssh/ssh_host_ed25519_key.pub").stdout.split()[:2]
-    with open(topo_fleet.state / "known_hosts", "a", encoding="utf-8") as handle:
-        handle.write("%s/* %s\n" % (jump2, " ".join(alices_key)))
+    hold_key(topo_fleet, jump2 + "/*", topo_fleet.jumps[0], "alice-container")
     topo_fleet.playbook("scale_out.yml", env={"ANSIBLE_SSH_CONTROL_PATH_DIR": str(tmp_path)})
     assert "bob-container" in containers(topo_fleet, jump2)
     del topo_canaries.sums["bob"]  # his new container gets a new canary; alice's must be untouched
